@@ -1,0 +1,1 @@
+"""Generated models. Import them through `codex_mcp.wire`, not directly."""
