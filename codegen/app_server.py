@@ -11,9 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-JsonSchema = dict[str, Any]
+from codegen.jsonwalk import JsonSchema, as_array, as_object, objects_in, refs_in, rewrite_refs
 
 # Client requests the server sends. Their params and responses are generated; the rest are not.
 CLIENT_METHODS: tuple[str, ...] = (
@@ -72,24 +70,12 @@ def flatten_definitions(bundle: JsonSchema) -> dict[str, JsonSchema]:
                 raise SystemExit(f"app-server bundle: v2 definition {name!r} collides with a root one")
             continue
         definitions[name] = schema
-    _rewrite_refs(definitions, "#/definitions/v2/", "#/definitions/")
+    rewrite_refs(definitions, "#/definitions/v2/", "#/definitions/")
     return definitions
 
 
 def _bare(schema: JsonSchema) -> JsonSchema:
     return {key: value for key, value in schema.items() if key not in ("$schema", "title")}
-
-
-def _rewrite_refs(node: Any, old_prefix: str, new_prefix: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and value.startswith(old_prefix):
-                node[key] = new_prefix + value[len(old_prefix) :]
-            else:
-                _rewrite_refs(value, old_prefix, new_prefix)
-    elif isinstance(node, list):
-        for item in node:
-            _rewrite_refs(item, old_prefix, new_prefix)
 
 
 def ref_name(ref: str) -> str:
@@ -157,22 +143,8 @@ def _closure(definitions: dict[str, JsonSchema], roots: list[str]) -> list[str]:
         if name in seen:
             continue
         seen.add(name)
-        stack.extend(_refs_in(definitions[name]))
+        stack.extend(refs_in(definitions[name]))
     return sorted(seen)
-
-
-def _refs_in(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                found.append(ref_name(value))
-            else:
-                found.extend(_refs_in(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(_refs_in(item))
-    return found
 
 
 def _resolve(definitions: dict[str, JsonSchema], schema: JsonSchema) -> JsonSchema:
@@ -201,33 +173,22 @@ def _pascal(text: str) -> str:
 def add_discriminators(definitions: dict[str, JsonSchema]) -> int:
     """Mark every union whose branches share a one-value tag property; return how many."""
     count = 0
-
-    def visit(node: Any, owner: str) -> None:
-        nonlocal count
-        if isinstance(node, dict):
+    for owner, schema in definitions.items():
+        for node in objects_in(schema):
             for key in ("oneOf", "anyOf"):
-                branches = node.get(key)
-                if not isinstance(branches, list) or len(branches) < 2:
+                branches = as_array(node.get(key))
+                if branches is None or len(branches) < 2:
                     continue
-                resolved = [_resolve(definitions, branch) for branch in branches]  # type: ignore[arg-type]
-                tag = _tag_of(resolved)
+                tag = _tag_of([_resolve(definitions, branch) for branch in branches])
                 if tag is None:
                     continue
                 if key == "anyOf":
                     node["oneOf"] = node.pop("anyOf")
                 node["discriminator"] = {"propertyName": tag}
                 count += 1
-                for branch in node["oneOf"]:
+                for branch in branches:
                     if "$ref" not in branch and "title" not in branch:
                         branch["title"] = owner + _pascal(str(branch["properties"][tag]["enum"][0]))
-            for key, value in node.items():
-                visit(value, owner)
-        elif isinstance(node, list):
-            for item in node:
-                visit(item, owner)
-
-    for name, schema in definitions.items():
-        visit(schema, name)
     return count
 
 
@@ -239,33 +200,25 @@ def lift_titled_branches(definitions: dict[str, JsonSchema]) -> None:
     """
     pending = list(definitions)
     while pending:
-        owner = pending.pop()
-
-        def visit(node: Any) -> None:
-            if isinstance(node, dict):
-                for key in ("oneOf", "anyOf"):
-                    branches = node.get(key)
-                    # Branches of a union that also has its own properties inherit them inline.
-                    if not isinstance(branches, list) or "properties" in node:
-                        continue
-                    for position, branch in enumerate(branches):  # type: ignore[var-annotated]
-                        title = branch.get("title") if isinstance(branch, dict) else None
-                        if (
-                            isinstance(title, str)
-                            and "$ref" not in branch
-                            and branch.get("type") == "object"
-                            and title not in definitions
-                        ):
-                            definitions[title] = branch
-                            branches[position] = {"$ref": f"#/definitions/{title}"}
-                            pending.append(title)
-                for value in node.values():
-                    visit(value)
-            elif isinstance(node, list):
-                for item in node:
-                    visit(item)
-
-        visit(definitions[owner])
+        for node in objects_in(definitions[pending.pop()]):
+            # Branches of a union that also has its own properties inherit them inline.
+            if "properties" in node:
+                continue
+            for key in ("oneOf", "anyOf"):
+                branches = as_array(node.get(key)) or []
+                for position, branch in enumerate(branches):
+                    obj = as_object(branch)
+                    title = obj.get("title") if obj is not None else None
+                    if (
+                        obj is not None
+                        and isinstance(title, str)
+                        and "$ref" not in obj
+                        and obj.get("type") == "object"
+                        and title not in definitions
+                    ):
+                        definitions[title] = obj
+                        branches[position] = {"$ref": f"#/definitions/{title}"}
+                        pending.append(title)
 
 
 def _envelopes(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from codegen.app_server import flatten_definitions, index_protocol
-
-JsonSchema = dict[str, Any]
+from codegen.jsonwalk import JsonSchema, as_array, as_object
 
 
 def _methods(definitions: dict[str, JsonSchema]) -> dict[str, set[str]]:
@@ -21,9 +18,11 @@ def _methods(definitions: dict[str, JsonSchema]) -> dict[str, set[str]]:
 
 def _enum_values(schema: JsonSchema) -> set[str]:
     values: set[str] = set()
-    for option in [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]:
-        if isinstance(option, dict) and option.get("type") == "string":
-            values.update(str(value) for value in option.get("enum", []))  # type: ignore[union-attr]
+    options = [schema, *(as_array(schema.get("oneOf")) or []), *(as_array(schema.get("anyOf")) or [])]
+    for option in options:
+        obj = as_object(option)
+        if obj is not None and obj.get("type") == "string":
+            values.update(str(value) for value in as_array(obj.get("enum")) or [])
     return values
 
 

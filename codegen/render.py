@@ -104,7 +104,7 @@ def generate_models(schema: dict[str, Any], file_header: str, base_class: str) -
 def format_python(text: str) -> str:
     """`ruff format` applied to a module's text, so hand-built modules match generated ones."""
     completed = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--quiet", "-"],
+        [sys.executable, "-m", "ruff", "format", "--isolated", "--quiet", "-"],
         input=text,
         capture_output=True,
         text=True,

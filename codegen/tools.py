@@ -6,9 +6,7 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-JsonSchema = dict[str, Any]
+from codegen.jsonwalk import JsonSchema, rewrite_refs
 
 # Cross-field rules (`allOf` of if/then) are enforced by validating against the published schema;
 # the generator cannot express them, so they are left out of the models.
@@ -27,17 +25,6 @@ class ToolSpec:
 def tool_files(tools_dir: Path) -> list[Path]:
     """The tool definition files (every `*.json` but the shared error shape), sorted."""
     return sorted(path for path in tools_dir.glob("*.json") if path.name != "error.json")
-
-
-def _rewrite_defs(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            key: (value.replace("#/$defs/", "#/definitions/") if key == "$ref" else _rewrite_defs(value))
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [_rewrite_defs(item) for item in node]
-    return node
 
 
 def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
@@ -64,6 +51,7 @@ def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
     combined: JsonSchema = {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "CodexMcpTools",
-        "definitions": _rewrite_defs(definitions),
+        "definitions": definitions,
     }
+    rewrite_refs(combined, "#/$defs/", "#/definitions/")
     return combined, specs
