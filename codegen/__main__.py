@@ -63,6 +63,9 @@ def build_outputs() -> dict[Path, str]:
     )
     generated = paths.GENERATED_DIR
     return {
+        generated / "tool_definitions.py": tools.render_definitions_module(
+            render.header(tool_sources, repo, "our MCP tools as advertised"), tool_sources
+        ),
         generated / "__init__.py": '"""Generated models. Import them through `codex_mcp.wire`, not directly."""\n',
         generated / "_base.py": render.BASE_MODULE,
         generated / "app_server.py": app_text,

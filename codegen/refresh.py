@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -30,7 +31,7 @@ def run(codex: Path, *, dry_run: bool) -> int:
         home = Path(scratch) / "codex-home"
         home.mkdir()
         # An empty CODEX_HOME keeps the user's config (and its warnings) out of the schema run.
-        env = {"CODEX_HOME": str(home), "PATH": "/usr/bin:/bin"}
+        env = {**os.environ, "CODEX_HOME": str(home)}
         version = _codex_version(codex, env)
         out_dir = Path(scratch) / "schema"
         subprocess.run(

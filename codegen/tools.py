@@ -55,3 +55,24 @@ def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
     }
     rewrite_refs(combined, "#/$defs/", "#/definitions/")
     return combined, specs
+
+
+def render_definitions_module(file_header: str, sources: list[Path]) -> str:
+    """A module holding each tool file verbatim, so the installed package advertises exactly it."""
+    lines = [
+        file_header,
+        '"""Our tools exactly as published in schemas/tools/. Generated; do not edit."""',
+        "",
+        "import json",
+        "from typing import Any, Final",
+        "",
+        "TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {",
+    ]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        if '"""' in text or "\\\n" in text:
+            raise SystemExit(f"{path.name}: cannot be embedded as a raw string")
+        name = json.loads(text)["name"]
+        lines.append(f'    {name!r}: json.loads(\n        r"""{text.rstrip()}"""\n    ),')
+    lines += ["}", ""]
+    return "\n".join(lines)

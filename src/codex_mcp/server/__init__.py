@@ -1,0 +1,1 @@
+"""The MCP side: tools and resources over stdio."""
