@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codegen import app_server, paths, pinned, registry, render, tools
+from codegen import app_server, paths, pinned, refresh, registry, render, tools
 
 
 def _exec_codegen_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -52,21 +52,22 @@ def build_outputs() -> dict[Path, str]:
 
     all_sources = [paths.APP_SERVER_BUNDLE, paths.EXEC_SCHEMA, *tool_sources]
     registry_text = registry.render_registry(
-        render.header(all_sources, repo, "lookup tables"),
-        index,
-        app_schema["definitions"],
-        app_text,
-        exec_schema,
-        exec_text,
-        tool_specs,
-        tools_text,
+        file_header=render.header(all_sources, repo, "lookup tables"),
+        index=index,
+        app_definitions=app_schema["definitions"],
+        app_text=app_text,
+        exec_schema=exec_schema,
+        exec_text=exec_text,
+        tool_specs=tool_specs,
+        tools_text=tools_text,
     )
     generated = paths.GENERATED_DIR
     return {
         generated / "tool_definitions.py": tools.render_definitions_module(
             render.header(tool_sources, repo, "our MCP tools as advertised"), tool_sources
         ),
-        generated / "__init__.py": '"""Generated models. Import them through `codex_mcp.wire`, not directly."""\n',
+        generated
+        / "__init__.py": '"""Generated models. Import them through `codex_mcp.wire`, not directly."""\n',
         generated / "_base.py": render.BASE_MODULE,
         generated / "app_server.py": app_text,
         generated / "exec_events.py": exec_text,
@@ -78,11 +79,7 @@ def build_outputs() -> dict[Path, str]:
 def _stale_files(outputs: dict[Path, str]) -> list[Path]:
     if not paths.GENERATED_DIR.is_dir():
         return []
-    return sorted(
-        path
-        for path in paths.GENERATED_DIR.glob("*.py")
-        if path not in outputs
-    )
+    return sorted(path for path in paths.GENERATED_DIR.glob("*.py") if path not in outputs)
 
 
 def generate(check: bool) -> int:
@@ -125,14 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
     parser.add_argument("--check", action="store_true", help="print a diff and exit 1 on drift")
     commands = parser.add_subparsers(dest="command")
-    refresh = commands.add_parser("refresh", help="re-vendor schemas/app-server from a Codex binary")
-    refresh.add_argument("--codex", required=True, type=Path, help="path of the codex executable")
-    refresh.add_argument("--dry-run", action="store_true", help="print the protocol diff only")
+    refresh_command = commands.add_parser("refresh", help="re-vendor schemas/app-server from a Codex binary")
+    refresh_command.add_argument("--codex", required=True, type=Path, help="path of the codex executable")
+    refresh_command.add_argument("--dry-run", action="store_true", help="print the protocol diff only")
     args = parser.parse_args(argv)
     if args.command == "refresh":
-        from codegen import refresh as refresh_module
-
-        return refresh_module.run(args.codex, dry_run=args.dry_run)
+        return refresh.run(args.codex, dry_run=args.dry_run)
     return generate(check=args.check)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+
 from codegen.jsonwalk import JsonSchema, as_array, as_object, objects_in, refs_in, rewrite_refs
 
 # Client requests the server sends. Their params and responses are generated; the rest are not.

@@ -17,7 +17,12 @@ _CODEX_TIMEOUT_S = 60.0
 
 def _codex_version(codex: Path, env: dict[str, str]) -> str:
     completed = subprocess.run(
-        [str(codex), "--version"], capture_output=True, text=True, timeout=_CODEX_TIMEOUT_S, env=env, check=True
+        [str(codex), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=_CODEX_TIMEOUT_S,
+        env=env,
+        check=True,
     )
     return completed.stdout.strip().rsplit(" ", 1)[-1]
 

@@ -39,6 +39,7 @@ def _exec_union(schema: JsonSchema, union: str) -> list[tuple[str, str]]:
 
 
 def render_registry(
+    *,
     file_header: str,
     index: ProtocolIndex,
     app_definitions: dict[str, JsonSchema],
@@ -85,28 +86,59 @@ def render_registry(
             continue
         params = _check_defined(app_text, "app", entry.params) if entry.params else "None"
         out.append(f"    {entry.method!r}: ({params}, {_check_defined(app_text, 'app', entry.response)}),")
-    out += ["}", "", "# Every client request method the pinned protocol defines.", "ALL_CLIENT_METHODS: Final[frozenset[str]] = frozenset({"]
+    out += [
+        "}",
+        "",
+        "# Every client request method the pinned protocol defines.",
+        "ALL_CLIENT_METHODS: Final[frozenset[str]] = frozenset({",
+    ]
     out += [f"    {entry.method!r}," for entry in index.client_requests]
-    out += ["})", "", "# Client notifications the pinned protocol defines.", "CLIENT_NOTIFICATIONS: Final[frozenset[str]] = frozenset({"]
+    out += [
+        "})",
+        "",
+        "# Client notifications the pinned protocol defines.",
+        "CLIENT_NOTIFICATIONS: Final[frozenset[str]] = frozenset({",
+    ]
     out += [f"    {entry.method!r}," for entry in index.client_notifications]
     for key, constant in (("threadId", "THREAD_ID"), ("turnId", "TURN_ID")):
-        out += ["})", "", f"# Notifications whose params always carry `{key}`.", f"NOTIFICATIONS_WITH_{constant}: Final[frozenset[str]] = frozenset({{"]
+        out += [
+            "})",
+            "",
+            f"# Notifications whose params always carry `{key}`.",
+            f"NOTIFICATIONS_WITH_{constant}: Final[frozenset[str]] = frozenset({{",
+        ]
         out += [
             f"    {entry.method!r},"
             for entry in index.server_notifications
             if _params_with(app_definitions, entry.params, key)
         ]
-    out += ["})", "", "# Requests to us whose params always carry `threadId`.", "REQUESTS_WITH_THREAD_ID: Final[frozenset[str]] = frozenset({"]
+    out += [
+        "})",
+        "",
+        "# Requests to us whose params always carry `threadId`.",
+        "REQUESTS_WITH_THREAD_ID: Final[frozenset[str]] = frozenset({",
+    ]
     out += [
         f"    {entry.method!r},"
         for entry in index.server_requests
         if _params_with(app_definitions, entry.params, "threadId")
     ]
     out += ["})", "", "# `codex exec --json` event type -> model.", "EXEC_EVENTS: Final[dict[str, Any]] = {"]
-    out += [f"    {tag!r}: {_check_defined(exec_text, 'exe', name)}," for tag, name in _exec_union(exec_schema, "ExecEvent")]
+    out += [
+        f"    {tag!r}: {_check_defined(exec_text, 'exe', name)},"
+        for tag, name in _exec_union(exec_schema, "ExecEvent")
+    ]
     out += ["}", "", "# `codex exec --json` item type -> model.", "EXEC_ITEMS: Final[dict[str, Any]] = {"]
-    out += [f"    {tag!r}: {_check_defined(exec_text, 'exe', name)}," for tag, name in _exec_union(exec_schema, "ThreadItem")]
-    out += ["}", "", "# Our MCP tools: name -> (input model, output model).", "TOOLS: Final[dict[str, tuple[Any, Any]]] = {"]
+    out += [
+        f"    {tag!r}: {_check_defined(exec_text, 'exe', name)},"
+        for tag, name in _exec_union(exec_schema, "ThreadItem")
+    ]
+    out += [
+        "}",
+        "",
+        "# Our MCP tools: name -> (input model, output model).",
+        "TOOLS: Final[dict[str, tuple[Any, Any]]] = {",
+    ]
     for spec in tool_specs:
         out.append(
             f"    {spec.name!r}: ({_check_defined(tools_text, 'tools', spec.input_model)}, "

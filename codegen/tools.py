@@ -6,6 +6,7 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
 from codegen.jsonwalk import JsonSchema, rewrite_refs
 
 # Cross-field rules (`allOf` of if/then) are enforced by validating against the published schema;

@@ -47,7 +47,7 @@ def _uv_env() -> dict[str, str]:
 
 def bootstrap(*, dev: bool) -> None:
     """Create `.venv`, install the pinned uv into it, and sync the locked dependencies."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run under any python3
         _say(f"Python 3.11+ is required; this is {sys.version.split()[0]}")
         sys.exit(2)
     if not _python().exists():
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     task, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if task == "serve":
         bootstrap(dev=False)
-        os.execv(str(BIN / "codex-mcp"), [str(BIN / "codex-mcp"), *rest])
+        os.execv(str(BIN / "codex-mcp"), [str(BIN / "codex-mcp"), *rest])  # noqa: S606 - argv, no shell
     if task == "test":
         bootstrap(dev=True)
         return subprocess.run([str(_python()), "-m", "pytest", *rest], cwd=ROOT, check=False).returncode

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("CODEX_MCP_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from codex_mcp.server.app import serve
+    # Imported here so that --help and --version answer without loading the MCP stack.
+    from codex_mcp.server.app import serve  # noqa: PLC0415
 
     anyio.run(serve)
     return 0

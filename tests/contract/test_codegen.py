@@ -16,7 +16,12 @@ REPO = paths.REPO_ROOT
 
 def _run_codegen(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "codegen", *args], cwd=root, capture_output=True, text=True, check=False, timeout=240
+        [sys.executable, "-m", "codegen", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
     )
 
 
@@ -42,7 +47,9 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("schemas/exec/exec_events.schema.json", '"aggregated_output"', '"aggregated_text"'),
     ],
 )
-def test_editing_a_schema_makes_the_check_fail_with_a_diff(repo_copy: Path, schema: str, old: str, new: str) -> None:
+def test_editing_a_schema_makes_the_check_fail_with_a_diff(
+    repo_copy: Path, schema: str, old: str, new: str
+) -> None:
     target = repo_copy / schema
     original = target.read_text(encoding="utf-8")
     assert old in original
@@ -53,7 +60,7 @@ def test_editing_a_schema_makes_the_check_fail_with_a_diff(repo_copy: Path, sche
         target.write_text(original, encoding="utf-8")
     assert completed.returncode == 1
     assert "drifted" in completed.stdout
-    assert f"+++ src/codex_mcp/_generated/" in completed.stdout
+    assert "+++ src/codex_mcp/_generated/" in completed.stdout
 
 
 def test_an_edited_app_server_bundle_is_refused_by_its_pin(repo_copy: Path) -> None:

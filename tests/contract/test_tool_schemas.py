@@ -9,10 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis_jsonschema import from_schema
 
 from codegen import paths
 from codex_mcp.wire.tools import TOOL_NAMES, tool_definition, tool_models
+from tests.contract.schema_check import assert_valid, error_texts, objects_matching
 
 TOOL_FILES = sorted(p for p in paths.TOOLS_DIR.glob("*.json") if p.name != "error.json")
 EXPECTED_TOOLS = {"codex_setup", "codex", "codex_reply", "codex_session", "codex_check"}
@@ -43,7 +43,19 @@ def test_the_error_shape_is_a_valid_schema_listing_every_error_code() -> None:
     schema = _load(paths.TOOLS_DIR / "error.json")
     jsonschema.Draft202012Validator.check_schema(schema)
     codes = schema["properties"]["error"]["properties"]["code"]["enum"]
-    assert "INVALID_ARGUMENT" in codes and "EXEC_NOT_SUPPORTED" in codes and len(codes) == 11
+    assert set(codes) == {
+        "INVALID_ARGUMENT",
+        "SESSION_NOT_FOUND",
+        "SESSION_BUSY",
+        "SESSION_NOT_RUNNING",
+        "REQUEST_NOT_FOUND",
+        "CANCELLED",
+        "TIMEOUT",
+        "APP_SERVER_START_FAILED",
+        "PROTOCOL_PARSE_ERROR",
+        "EXEC_NOT_SUPPORTED",
+        "INTERNAL",
+    }
 
 
 def test_definitions_shared_between_tools_are_identical_copies() -> None:
@@ -53,7 +65,9 @@ def test_definitions_shared_between_tools_are_identical_copies() -> None:
         for key in ("inputSchema", "outputSchema"):
             for name, definition in tool[key].get("$defs", {}).items():
                 if name in seen:
-                    assert definition == seen[name][1], f"$defs/{name} differs in {path.name} and {seen[name][0]}"
+                    assert definition == seen[name][1], (
+                        f"$defs/{name} differs in {path.name} and {seen[name][0]}"
+                    )
                 seen[name] = (path.name, definition)
     assert len(seen) > 10
 
@@ -65,11 +79,32 @@ def test_the_packaged_definitions_are_the_schema_files_verbatim() -> None:
 
 # Examples from the reference README: its users' calls must keep validating.
 REFERENCE_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
-    ("codex", {"prompt": "Fix the failing tests in src/", "approvalPolicy": "on-request",
-               "sandbox": "workspace-write", "effort": "high", "cwd": "/path/to/project", "model": "o4-mini"}),
-    ("codex", {"prompt": "Return a short health summary", "approvalPolicy": "on-failure", "sandbox": "workspace-write",
-               "advanced": {"outputSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}},
-                                             "required": ["ok"]}}}),
+    (
+        "codex",
+        {
+            "prompt": "Fix the failing tests in src/",
+            "approvalPolicy": "on-request",
+            "sandbox": "workspace-write",
+            "effort": "high",
+            "cwd": "/path/to/project",
+            "model": "o4-mini",
+        },
+    ),
+    (
+        "codex",
+        {
+            "prompt": "Return a short health summary",
+            "approvalPolicy": "on-failure",
+            "sandbox": "workspace-write",
+            "advanced": {
+                "outputSchema": {
+                    "type": "object",
+                    "properties": {"ok": {"type": "boolean"}},
+                    "required": ["ok"],
+                }
+            },
+        },
+    ),
     ("codex_reply", {"sessionId": "sess_abc123", "prompt": "Now add error handling for the edge cases"}),
     ("codex_session", {"action": "list"}),
     ("codex_session", {"action": "get", "sessionId": "sess_abc123", "includeSensitive": True}),
@@ -79,17 +114,31 @@ REFERENCE_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("codex_session", {"action": "clean", "statuses": ["cancelled"], "olderThanMs": 3600000}),
     ("codex_session", {"action": "clean_background_terminals", "sessionId": "sess_abc123"}),
     ("codex_check", {"action": "poll", "sessionId": "sess_abc123", "cursor": 0}),
-    ("codex_check", {"action": "respond_permission", "sessionId": "sess_abc123", "requestId": "req_xyz",
-                     "decision": "accept"}),
-    ("codex_check", {"action": "respond_user_input", "sessionId": "sess_abc123", "requestId": "req_abc",
-                     "answers": {"question_id": {"answers": ["choice_1"]}}}),
+    (
+        "codex_check",
+        {
+            "action": "respond_permission",
+            "sessionId": "sess_abc123",
+            "requestId": "req_xyz",
+            "decision": "accept",
+        },
+    ),
+    (
+        "codex_check",
+        {
+            "action": "respond_user_input",
+            "sessionId": "sess_abc123",
+            "requestId": "req_abc",
+            "answers": {"question_id": {"answers": ["choice_1"]}},
+        },
+    ),
     ("codex", {"prompt": "x", "approvalPolicy": "never", "sandbox": "read-only", "effort": "max"}),
 ]
 
 
 @pytest.mark.parametrize(("tool", "arguments"), REFERENCE_EXAMPLES)
 def test_reference_readme_examples_validate_and_parse(tool: str, arguments: dict[str, Any]) -> None:
-    jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"]).validate(arguments)
+    assert_valid(jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"]), arguments)
     input_model, _ = tool_models(tool)
     parsed = input_model.model_validate(arguments)
     assert parsed.model_dump(by_alias=True, exclude_unset=True, mode="json") == arguments
@@ -98,11 +147,27 @@ def test_reference_readme_examples_validate_and_parse(tool: str, arguments: dict
 REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("codex", {"prompt": "x", "approvalPolicy": "sometimes", "sandbox": "read-only"}, "approvalPolicy"),
     ("codex", {"prompt": "x", "approvalPolicy": "never", "sandbox": "read-only", "sanbox": 1}, "sanbox"),
-    ("codex", {"prompt": "x", "approvalPolicy": "never", "sandbox": "read-only",
-               "advanced": {"waitForResult": 300001}}, "waitForResult"),
+    (
+        "codex",
+        {
+            "prompt": "x",
+            "approvalPolicy": "never",
+            "sandbox": "read-only",
+            "advanced": {"waitForResult": 300001},
+        },
+        "waitForResult",
+    ),
     ("codex_check", {"action": "poll", "sessionId": "s", "decision": "accept"}, "decision"),
-    ("codex_check", {"action": "respond_permission", "sessionId": "s", "requestId": "r",
-                     "decision": "acceptWithExecpolicyAmendment"}, "execpolicy_amendment"),
+    (
+        "codex_check",
+        {
+            "action": "respond_permission",
+            "sessionId": "s",
+            "requestId": "r",
+            "decision": "acceptWithExecpolicyAmendment",
+        },
+        "execpolicy_amendment",
+    ),
     ("codex_check", {"action": "respond_user_input", "sessionId": "s", "requestId": "r"}, "answers"),
     ("codex_session", {"action": "get"}, "sessionId"),
 ]
@@ -113,9 +178,9 @@ def test_invalid_arguments_are_rejected_by_the_published_schema_naming_the_field
     tool: str, arguments: dict[str, Any], field: str
 ) -> None:
     validator = jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"])
-    errors = list(validator.iter_errors(arguments))
+    errors = error_texts(validator, arguments)
     assert errors
-    assert any(field in (list(e.path) + [e.message]).__str__() for e in errors), [e.message for e in errors]
+    assert any(field in error for error in errors), errors
 
 
 def _structural(schema: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +188,11 @@ def _structural(schema: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in schema.items() if key != "allOf"}
 
 
-_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+_SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 
 
 @pytest.mark.parametrize("tool", sorted(EXPECTED_TOOLS))
@@ -131,7 +200,7 @@ def test_every_input_the_schema_accepts_parses_into_the_generated_model(tool: st
     input_model, _ = tool_models(tool)
 
     @_SETTINGS
-    @given(from_schema(_structural(tool_definition(tool)["inputSchema"])))
+    @given(objects_matching(_structural(tool_definition(tool)["inputSchema"])))
     def check(arguments: dict[str, Any]) -> None:
         input_model.model_validate(arguments)
 
@@ -145,9 +214,11 @@ def test_every_output_the_schema_accepts_round_trips_through_the_generated_model
     validator = jsonschema.Draft202012Validator(schema)
 
     @_SETTINGS
-    @given(from_schema(schema))
+    @given(objects_matching(schema))
     def check(result: dict[str, Any]) -> None:
-        dumped = output_model.model_validate(result).model_dump(by_alias=True, exclude_unset=True, mode="json")
-        validator.validate(dumped)
+        dumped = output_model.model_validate(result).model_dump(
+            by_alias=True, exclude_unset=True, mode="json"
+        )
+        assert_valid(validator, dumped)
 
     check()

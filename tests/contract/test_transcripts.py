@@ -18,6 +18,7 @@ import pytest
 from codegen import paths
 from codex_mcp._generated import registry
 from codex_mcp.wire import app_server, exec_events
+from tests.contract.schema_check import assert_valid
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 APP_SERVER_FILES = sorted((TRANSCRIPTS / "app_server").glob("*.jsonl"))
@@ -79,7 +80,8 @@ def check_app_server_records(records: list[Record]) -> dict[str, int]:
             _check_outbound(message, sent_methods)
         elif record["dir"] == "in":
             counts[_check_inbound(message, sent_methods)] += 1
-    assert counts["notification"] > 0 and counts["response"] > 0, counts
+    assert counts["notification"] > 0, counts
+    assert counts["response"] > 0, counts
     _check_our_answers(records)
     return counts
 
@@ -87,9 +89,9 @@ def check_app_server_records(records: list[Record]) -> dict[str, int]:
 def _check_outbound(message: dict[str, Any], sent_methods: dict[Any, str]) -> None:
     if "method" in message and "id" in message:
         sent_methods[message["id"]] = message["method"]
-        _app_validator("ClientRequest").validate(message)
+        assert_valid(_app_validator("ClientRequest"), message)
     elif "method" in message:
-        _app_validator("ClientNotification").validate(message)
+        assert_valid(_app_validator("ClientNotification"), message)
     # Our answers to Codex's requests are checked with those requests, below.
 
 
@@ -97,17 +99,17 @@ def _check_inbound(message: dict[str, Any], sent_methods: dict[Any, str]) -> str
     parsed = app_server.parse_line(json.dumps(message))
     assert not isinstance(parsed, app_server.UnknownMessage), parsed.reason
     if isinstance(parsed, app_server.Notification):
-        _app_validator("ServerNotification").validate(message)
+        assert_valid(_app_validator("ServerNotification"), message)
         return "notification"
     if isinstance(parsed, app_server.ServerRequest):
-        _app_validator("ServerRequest").validate(message)
+        assert_valid(_app_validator("ServerRequest"), message)
         return "request"
     assert isinstance(parsed, app_server.Response)
     method = sent_methods[parsed.id]
     assert parsed.error is None, f"{method}: {parsed.error}"
     if method in registry.CLIENT_REQUESTS:
         response_model = registry.CLIENT_REQUESTS[method][1]
-        _app_validator(_definition_name(response_model)).validate(parsed.result)
+        assert_valid(_app_validator(_definition_name(response_model)), parsed.result)
         app_server.parse_result(method, parsed.result)
     return "response"
 
@@ -122,7 +124,7 @@ def _check_our_answers(records: list[Record]) -> None:
         elif record["dir"] == "out" and "result" in message and message["id"] in pending:
             method = pending.pop(message["id"])
             response_model = registry.SERVER_REQUESTS[method][1]
-            _app_validator(_definition_name(response_model)).validate(message["result"])
+            assert_valid(_app_validator(_definition_name(response_model)), message["result"])
 
 
 @pytest.mark.parametrize("path", EXEC_FILES, ids=lambda p: p.stem)
@@ -135,7 +137,7 @@ def check_exec_records(records: list[Record]) -> int:
     events = [record["msg"] for record in records if record["dir"] == "in"]
     assert events
     for event in events:
-        _exec_validator().validate(event)
+        assert_valid(_exec_validator(), event)
         parsed = exec_events.parse_event(json.dumps(event))
         assert isinstance(parsed, exec_events.ExecEvent), parsed
         assert type(parsed.event) is registry.EXEC_EVENTS[event["type"]]
@@ -205,8 +207,10 @@ def test_an_exec_item_of_an_unknown_type_is_kept_raw() -> None:
 
 
 def test_a_web_search_item_with_a_repeated_id_keeps_the_last_one() -> None:
-    line = '{"type":"item.started","item":{"id":"item_3","type":"web_search","id":"ws_1","query":"q",' \
+    line = (
+        '{"type":"item.started","item":{"id":"item_3","type":"web_search","id":"ws_1","query":"q",'
         '"action":{"type":"search","query":"q"}}}'
+    )
     parsed = exec_events.parse_event(line)
     assert isinstance(parsed, exec_events.ExecEvent)
     assert parsed.raw["item"]["id"] == "ws_1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
