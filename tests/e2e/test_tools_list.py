@@ -1,0 +1,35 @@
+"""A real MCP client over stdio sees our five tools exactly as schemas/tools/ publishes them."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import anyio
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from codegen import paths
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_tools_list_advertises_every_tool_file_verbatim() -> None:
+    server = StdioServerParameters(command=sys.executable, args=["-m", "codex_mcp"])
+    with anyio.fail_after(60):
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            listed = await session.list_tools()
+    advertised = {tool.name: tool.model_dump(by_alias=True, exclude_none=True) for tool in listed.tools}
+    for path in sorted(paths.TOOLS_DIR.glob("*.json")):
+        if path.name == "error.json":
+            continue
+        published = json.loads(path.read_text(encoding="utf-8"))
+        assert advertised.pop(published["name"]) == published
+    assert advertised == {}
