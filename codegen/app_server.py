@@ -32,6 +32,8 @@ CLIENT_METHODS: tuple[str, ...] = (
 # The only names defined both at the top level and under v2; the two copies must be equal.
 _ALLOWED_COLLISIONS = frozenset({"RequestId", "AbsolutePathBuf"})
 _TAG_KEYS = ("type", "method", "mode")
+# The response of a client method outside CLIENT_METHODS: indexed, but no model is generated.
+NOT_GENERATED = "<not generated>"
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,7 @@ def index_protocol(definitions: dict[str, JsonSchema]) -> ProtocolIndex:
     for branch in definitions["ClientRequest"]["oneOf"]:
         method = _union_method(branch)
         params = _params_ref(branch)
-        response = (
-            _response_for(params, method, definitions) if method in CLIENT_METHODS else "<not generated>"
-        )
+        response = _response_for(params, method, definitions) if method in CLIENT_METHODS else NOT_GENERATED
         index.client_requests.append(RequestEntry(method, params, response))
     for branch in definitions["ServerRequest"]["oneOf"]:
         method = _union_method(branch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from codegen.app_server import ProtocolIndex
+from codegen.app_server import NOT_GENERATED, NotificationEntry, ProtocolIndex, RequestEntry
 from codegen.tools import ToolSpec
 
 JsonSchema = dict[str, Any]
@@ -38,6 +38,18 @@ def _exec_union(schema: JsonSchema, union: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _table(comment: str, name: str, value_type: str, rows: list[tuple[str, str]]) -> list[str]:
+    lines = ["", f"# {comment}", f"{name}: Final[dict[str, {value_type}]] = {{"]
+    lines += [f"    {key!r}: {value}," for key, value in rows]
+    return [*lines, "}"]
+
+
+def _set(comment: str, name: str, members: list[str]) -> list[str]:
+    lines = ["", f"# {comment}", f"{name}: Final[frozenset[str]] = frozenset({{"]
+    lines += [f"    {member!r}," for member in members]
+    return [*lines, "})"]
+
+
 def render_registry(
     *,
     file_header: str,
@@ -50,6 +62,19 @@ def render_registry(
     tools_text: str,
 ) -> str:
     """Module text of the registry."""
+
+    def app(name: str | None) -> str:
+        return _check_defined(app_text, "app", name) if name else "None"
+
+    def exe(name: str) -> str:
+        return _check_defined(exec_text, "exe", name)
+
+    def pair(params: str | None, response: str) -> str:
+        return f"({app(params)}, {app(response)})"
+
+    def carrying(key: str, entries: list[NotificationEntry] | list[RequestEntry]) -> list[str]:
+        return [entry.method for entry in entries if _params_with(app_definitions, entry.params, key)]
+
     out: list[str] = [
         file_header,
         '"""Lookup tables from protocol names to generated models. Generated; do not edit."""',
@@ -59,90 +84,83 @@ def render_registry(
         "from codex_mcp._generated import app_server as app",
         "from codex_mcp._generated import exec_events as exe",
         "from codex_mcp._generated import tools",
-        "",
-        "# app-server notification method -> model of its params (None: it has none).",
-        "SERVER_NOTIFICATIONS: Final[dict[str, Any]] = {",
     ]
-    for entry in index.server_notifications:
-        model = _check_defined(app_text, "app", entry.params) if entry.params else "None"
-        out.append(f"    {entry.method!r}: {model},")
-    out += [
-        "}",
-        "",
-        "# app-server request to us: method -> (params model, response model).",
-        "SERVER_REQUESTS: Final[dict[str, tuple[Any, Any]]] = {",
-    ]
-    for entry in index.server_requests:
-        params = _check_defined(app_text, "app", entry.params) if entry.params else "None"
-        out.append(f"    {entry.method!r}: ({params}, {_check_defined(app_text, 'app', entry.response)}),")
-    out += [
-        "}",
-        "",
-        "# Our requests to app-server that have generated models: method -> (params, response).",
-        "CLIENT_REQUESTS: Final[dict[str, tuple[Any, Any]]] = {",
-    ]
-    for entry in index.client_requests:
-        if entry.response == "<not generated>":
-            continue
-        params = _check_defined(app_text, "app", entry.params) if entry.params else "None"
-        out.append(f"    {entry.method!r}: ({params}, {_check_defined(app_text, 'app', entry.response)}),")
-    out += [
-        "}",
-        "",
-        "# Every client request method the pinned protocol defines.",
-        "ALL_CLIENT_METHODS: Final[frozenset[str]] = frozenset({",
-    ]
-    out += [f"    {entry.method!r}," for entry in index.client_requests]
-    out += [
-        "})",
-        "",
-        "# Client notifications the pinned protocol defines.",
-        "CLIENT_NOTIFICATIONS: Final[frozenset[str]] = frozenset({",
-    ]
-    out += [f"    {entry.method!r}," for entry in index.client_notifications]
-    for key, constant in (("threadId", "THREAD_ID"), ("turnId", "TURN_ID")):
-        out += [
-            "})",
-            "",
-            f"# Notifications whose params always carry `{key}`.",
-            f"NOTIFICATIONS_WITH_{constant}: Final[frozenset[str]] = frozenset({{",
-        ]
-        out += [
-            f"    {entry.method!r},"
-            for entry in index.server_notifications
-            if _params_with(app_definitions, entry.params, key)
-        ]
-    out += [
-        "})",
-        "",
-        "# Requests to us whose params always carry `threadId`.",
-        "REQUESTS_WITH_THREAD_ID: Final[frozenset[str]] = frozenset({",
-    ]
-    out += [
-        f"    {entry.method!r},"
-        for entry in index.server_requests
-        if _params_with(app_definitions, entry.params, "threadId")
-    ]
-    out += ["})", "", "# `codex exec --json` event type -> model.", "EXEC_EVENTS: Final[dict[str, Any]] = {"]
-    out += [
-        f"    {tag!r}: {_check_defined(exec_text, 'exe', name)},"
-        for tag, name in _exec_union(exec_schema, "ExecEvent")
-    ]
-    out += ["}", "", "# `codex exec --json` item type -> model.", "EXEC_ITEMS: Final[dict[str, Any]] = {"]
-    out += [
-        f"    {tag!r}: {_check_defined(exec_text, 'exe', name)},"
-        for tag, name in _exec_union(exec_schema, "ThreadItem")
-    ]
-    out += [
-        "}",
-        "",
-        "# Our MCP tools: name -> (input model, output model).",
-        "TOOLS: Final[dict[str, tuple[Any, Any]]] = {",
-    ]
-    for spec in tool_specs:
-        out.append(
-            f"    {spec.name!r}: ({_check_defined(tools_text, 'tools', spec.input_model)}, "
-            f"{_check_defined(tools_text, 'tools', spec.output_model)}),"
-        )
-    out += ["}", ""]
-    return "\n".join(out)
+    out += _table(
+        "app-server notification method -> model of its params (None: it has none).",
+        "SERVER_NOTIFICATIONS",
+        "Any",
+        [(entry.method, app(entry.params)) for entry in index.server_notifications],
+    )
+    out += _table(
+        "app-server request to us: method -> (params model, response model).",
+        "SERVER_REQUESTS",
+        "tuple[Any, Any]",
+        [(entry.method, pair(entry.params, entry.response)) for entry in index.server_requests],
+    )
+    out += _table(
+        "Our requests to app-server that have generated models: method -> (params, response).",
+        "CLIENT_REQUESTS",
+        "tuple[Any, Any]",
+        [
+            (entry.method, pair(entry.params, entry.response))
+            for entry in index.client_requests
+            if entry.response != NOT_GENERATED
+        ],
+    )
+    out += _set(
+        "Every client request method the pinned protocol defines.",
+        "ALL_CLIENT_METHODS",
+        [entry.method for entry in index.client_requests],
+    )
+    out += _set(
+        "Client notifications the pinned protocol defines.",
+        "CLIENT_NOTIFICATIONS",
+        [entry.method for entry in index.client_notifications],
+    )
+    out += _set(
+        "Notifications whose params always carry `threadId`.",
+        "NOTIFICATIONS_WITH_THREAD_ID",
+        carrying("threadId", index.server_notifications),
+    )
+    out += _set(
+        "Notifications whose params always carry `turnId`.",
+        "NOTIFICATIONS_WITH_TURN_ID",
+        carrying("turnId", index.server_notifications),
+    )
+    out += _set(
+        "Requests to us whose params always carry `threadId`.",
+        "REQUESTS_WITH_THREAD_ID",
+        carrying("threadId", index.server_requests),
+    )
+    out += _table(
+        "`codex exec --json` event type -> model.",
+        "EXEC_EVENTS",
+        "Any",
+        [
+            (tag, _check_defined(exec_text, "exe", name))
+            for tag, name in _exec_union(exec_schema, "ExecEvent")
+        ],
+    )
+    out += _table(
+        "`codex exec --json` item type -> model.",
+        "EXEC_ITEMS",
+        "Any",
+        [
+            (tag, _check_defined(exec_text, "exe", name))
+            for tag, name in _exec_union(exec_schema, "ThreadItem")
+        ],
+    )
+    out += _table(
+        "Our MCP tools: name -> (input model, output model).",
+        "TOOLS",
+        "tuple[Any, Any]",
+        [
+            (
+                spec.name,
+                f"({_check_defined(tools_text, 'tools', spec.input_model)}, "
+                f"{_check_defined(tools_text, 'tools', spec.output_model)})",
+            )
+            for spec in tool_specs
+        ],
+    )
+    return "\n".join([*out, ""])

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from codex_mcp._generated import registry
 from codex_mcp._generated.app_server import JSONRPCErrorError
-from codex_mcp.wire._validation import adapter
+from codex_mcp.wire._validation import adapter, decode_line, first_error
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +73,9 @@ def _validate(target: Any, value: Any) -> Any:
 
 def parse_line(line: str | bytes) -> InboundMessage:
     """Type one line Codex wrote on stdout."""
-    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-    text = text.strip()
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        return UnknownMessage(text, f"not JSON: {exc}")
-    if not isinstance(raw, dict):
-        return UnknownMessage(text, "not a JSON object", raw)
-    message: dict[str, Any] = raw  # pyright: ignore[reportUnknownVariableType]
+    text, message, parsed, problem = decode_line(line)
+    if message is None:
+        return UnknownMessage(text, problem, parsed)
     method = message.get("method")
     has_id = "id" in message
     try:
@@ -100,19 +94,13 @@ def parse_line(line: str | bytes) -> InboundMessage:
             parsed_error = JSONRPCErrorError.model_validate(error) if error is not None else None
             return Response(message["id"], message.get("result"), parsed_error, message)
     except ValidationError as exc:
-        return UnknownMessage(text, f"does not match the pinned schema: {_first_error(exc)}", message, method)
+        return UnknownMessage(text, f"does not match the pinned schema: {first_error(exc)}", message, method)
     return UnknownMessage(text, "neither request, notification nor response", message)
 
 
 def parse_result(method: str, result: Any) -> Any:
     """Validate the result of our request `method` into its generated response model."""
     return _validate(registry.CLIENT_REQUESTS[method][1], result)
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    location = ".".join(str(part) for part in first["loc"])
-    return f"{location}: {first['msg']}" if location else first["msg"]
 
 
 def _dump(params: BaseModel | dict[str, Any] | None) -> Any:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from codex_mcp._generated import registry
-from codex_mcp.wire._validation import adapter
+from codex_mcp.wire._validation import adapter, decode_line, first_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +31,10 @@ class UnknownExecEvent:
 
 def parse_event(line: str | bytes) -> ExecEvent | UnknownExecEvent:
     """Type one stdout line of `codex exec --json`; never raises."""
-    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-    text = text.strip()
-    try:
-        # A web_search item repeats the key `id`; json keeps the last one, as Codex's own readers do.
-        raw = json.loads(text)
-    except ValueError as exc:
-        return UnknownExecEvent(text, f"not JSON: {exc}")
-    if not isinstance(raw, dict):
-        return UnknownExecEvent(text, "not a JSON object", raw)
-    event: dict[str, Any] = raw  # pyright: ignore[reportUnknownVariableType]
+    # A web_search item repeats the key `id`; json keeps the last one, as Codex's own readers do.
+    text, event, parsed, problem = decode_line(line)
+    if event is None:
+        return UnknownExecEvent(text, problem, parsed)
     event_type = event.get("type")
     model = registry.EXEC_EVENTS.get(event_type) if isinstance(event_type, str) else None
     if model is None or not isinstance(event_type, str):
@@ -49,6 +42,4 @@ def parse_event(line: str | bytes) -> ExecEvent | UnknownExecEvent:
     try:
         return ExecEvent(event_type, adapter(model).validate_python(event), event)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        return UnknownExecEvent(text, f"does not match the exec schema: {location}: {first['msg']}", event)
+        return UnknownExecEvent(text, f"does not match the exec schema: {first_error(exc)}", event)
