@@ -136,19 +136,13 @@ def render_registry(
         "`codex exec --json` event type -> model.",
         "EXEC_EVENTS",
         "Any",
-        [
-            (tag, _check_defined(exec_text, "exe", name))
-            for tag, name in _exec_union(exec_schema, "ExecEvent")
-        ],
+        [(tag, exe(name)) for tag, name in _exec_union(exec_schema, "ExecEvent")],
     )
     out += _table(
         "`codex exec --json` item type -> model.",
         "EXEC_ITEMS",
         "Any",
-        [
-            (tag, _check_defined(exec_text, "exe", name))
-            for tag, name in _exec_union(exec_schema, "ThreadItem")
-        ],
+        [(tag, exe(name)) for tag, name in _exec_union(exec_schema, "ThreadItem")],
     )
     out += _table(
         "Our MCP tools: name -> (input model, output model).",
