@@ -1,37 +1,142 @@
-"""The MCP server: advertises our tools exactly as schemas/tools/ publishes them."""
+"""The MCP server: our tools as schemas/tools/ publishes them, each call checked against its schema."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from pydantic import ValidationError
 
 from codex_mcp import __version__
-from codex_mcp.wire.tools import TOOL_NAMES, tool_definition
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.server import handlers, results
+from codex_mcp.sessions.manager import SessionManager
+from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
+from codex_mcp.wire.tools import (
+    TOOL_NAMES,
+    CodexCheckInput,
+    CodexInput,
+    CodexReplyInput,
+    CodexSessionInput,
+    CodexSetupInput,
+    input_problems,
+    output_problems,
+    tool_definition,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Any, handlers.Call], Awaitable[dict[str, Any]]]
+_TOOLS: Final[dict[str, tuple[Any, Handler]]] = {
+    "codex_setup": (CodexSetupInput, handlers.codex_setup),
+    "codex": (CodexInput, handlers.codex),
+    "codex_reply": (CodexReplyInput, handlers.codex_reply),
+    "codex_session": (CodexSessionInput, handlers.codex_session),
+    "codex_check": (CodexCheckInput, handlers.codex_check),
+}
+_MAX_LISTED_PROBLEMS: Final = 3
+
+
+@dataclass
+class AppState:
+    """What the lifespan hands every request."""
+
+    manager: SessionManager | None
+    startup_error: CodexMcpError | None
+    settings: Settings
+
+
+@asynccontextmanager
+async def _lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
+    settings = Settings.from_env()
+    try:
+        codex: CodexExecutable = resolve_codex()
+    except CodexMcpError as exc:
+        logger.error("%s", exc)
+        yield AppState(None, exc, settings)
+        return
+    async with SessionManager.open(codex, settings) as manager:
+        yield AppState(manager, None, settings)
 
 
 async def _list_tools(
-    ctx: ServerRequestContext[object], params: types.PaginatedRequestParams | None
+    ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
 ) -> types.ListToolsResult:
     return types.ListToolsResult(tools=[types.Tool.model_validate(tool_definition(n)) for n in TOOL_NAMES])
 
 
+def _validated(name: str, arguments: dict[str, Any]) -> Any:
+    problems = input_problems(name, arguments)
+    if problems:
+        field, message = problems[0]
+        extra = [text for _, text in problems[1:_MAX_LISTED_PROBLEMS]]
+        detail = message + (f" (also: {'; '.join(extra)})" if extra else "")
+        raise CodexMcpError("INVALID_ARGUMENT", detail, field=field)
+    model, _ = _TOOLS[name]
+    try:
+        return model.model_validate(arguments)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise CodexMcpError("INVALID_ARGUMENT", f"{field}: {first['msg']}", field=field) from exc
+
+
 async def _call_tool(
-    ctx: ServerRequestContext[object], params: types.CallToolRequestParams
+    ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams
 ) -> types.CallToolResult:
-    # Sessions arrive with the app-server backend (issue 3); until then every call says so.
-    error = {"code": "INTERNAL", "message": f"{params.name}: not implemented in codex-mcp {__version__} yet"}
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=f"Error [{error['code']}]: {error['message']}")],
-        structured_content={"error": error},
-        is_error=True,
-    )
+    name = params.name
+    try:
+        if name not in _TOOLS:
+            raise CodexMcpError(
+                "INVALID_ARGUMENT", f"unknown tool {name!r}; tools: {', '.join(_TOOLS)}", field="name"
+            )
+        arguments = _validated(name, dict(params.arguments or {}))
+        state = ctx.lifespan_context
+        if state.manager is None and name != "codex_setup":
+            assert state.startup_error is not None
+            raise state.startup_error
+        call = handlers.Call(
+            manager=state.manager,  # type: ignore[arg-type]
+            report_progress=_progress_reporter(ctx),
+            heartbeat_s=state.settings.heartbeat_s,
+        )
+        _, handler = _TOOLS[name]
+        output = await handler(arguments, call)
+        problems = output_problems(name, output)
+        if problems:
+            logger.error("%s output breaks its published schema: %s", name, problems)
+            raise CodexMcpError("INTERNAL", f"{name} produced an invalid result ({problems[0][1]})")
+        return results.success(output)
+    except CodexMcpError as exc:
+        return results.failure(exc)
+    except Exception:  # the one boundary where any bug becomes a tool error, never a broken channel
+        logger.exception("tool %s failed", name)
+        return results.failure(CodexMcpError("INTERNAL", f"{name} failed unexpectedly; see the server log"))
 
 
-def build_server() -> Server[object]:
+def _progress_reporter(ctx: ServerRequestContext[AppState]) -> Callable[[float, str], Awaitable[None]]:
+    async def report(elapsed_s: float, message: str) -> None:
+        await ctx.session.report_progress(elapsed_s, None, message)
+
+    return report
+
+
+def build_server() -> Server[AppState]:
     """The MCP server object with its handlers."""
-    return Server("codex-mcp", version=__version__, on_list_tools=_list_tools, on_call_tool=_call_tool)
+    return Server(
+        "codex-mcp",
+        version=__version__,
+        lifespan=_lifespan,
+        on_list_tools=_list_tools,
+        on_call_tool=_call_tool,
+    )
 
 
 async def serve() -> None:
@@ -39,6 +144,3 @@ async def serve() -> None:
     server = build_server()
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-__all__ = ["build_server", "serve"]

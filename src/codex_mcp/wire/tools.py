@@ -1,11 +1,34 @@
-"""Our five tools: their published definitions and generated input/output models."""
+"""Our five tools: their published definitions, validators, and generated input models."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import Any, cast
+
+import jsonschema
 
 from codex_mcp._generated.registry import TOOLS
 from codex_mcp._generated.tool_definitions import TOOL_DEFINITIONS
+from codex_mcp._generated.tools import (
+    CodexCheckInput,
+    CodexInput,
+    CodexReplyInput,
+    CodexSessionInput,
+    CodexSetupInput,
+)
+
+__all__ = [
+    "TOOL_NAMES",
+    "CodexCheckInput",
+    "CodexInput",
+    "CodexReplyInput",
+    "CodexSessionInput",
+    "CodexSetupInput",
+    "input_problems",
+    "output_problems",
+    "tool_definition",
+    "tool_models",
+]
 
 TOOL_NAMES: tuple[str, ...] = tuple(TOOL_DEFINITIONS)
 
@@ -18,3 +41,71 @@ def tool_definition(name: str) -> dict[str, Any]:
 def tool_models(name: str) -> tuple[Any, Any]:
     """The generated (input model, output model) of a tool."""
     return TOOLS[name]
+
+
+@cache
+def _validator(name: str, key: str) -> Any:
+    return jsonschema.Draft202012Validator(TOOL_DEFINITIONS[name][key])
+
+
+def input_problems(name: str, arguments: object) -> list[tuple[str, str]]:
+    """(field, message) for each way `arguments` breaks the tool's published input schema, worst first."""
+    errors = list(_validator(name, "inputSchema").iter_errors(arguments))
+    if not errors:
+        return []
+    # The most useful error: the shallowest, preferring a concrete one over "no branch of anyOf".
+    best = min(errors, key=lambda e: (len(list(e.path)), e.validator in ("anyOf", "oneOf")))
+    ordered: list[Any] = [best, *(error for error in errors if error is not best)]
+    return [_describe(error, arguments) for error in ordered]
+
+
+def output_problems(name: str, result: object) -> list[tuple[str, str]]:
+    """(field, message) for each way `result` breaks the tool's published output schema."""
+    return [_describe(error, result) for error in _validator(name, "outputSchema").iter_errors(result)]
+
+
+_MAX_MESSAGE = 300
+
+
+def _describe(error: Any, instance: object) -> tuple[str, str]:
+    path = [*error.path]
+    where = _json_path(path)
+    kind = error.validator
+    if kind == "required":
+        missing = str(error.message).split("'")[1]
+        return _json_path([*path, missing]), f"{_json_path([*path, missing])} is required"
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        field = _json_path([*path, extra[0]]) if extra else where
+        return field, f"unknown field(s) {', '.join(_json_path([*path, e]) for e in extra)}"
+    instance_value: object = error.instance
+    if kind == "not" and isinstance(instance_value, dict):
+        present = set(cast(dict[str, Any], instance_value))
+        forbidden = [
+            key
+            for option in error.validator_value.get("anyOf", [])
+            for key in option.get("required", [])
+            if key in present
+        ]
+        if forbidden:
+            context = _context(instance)
+            return _json_path([*path, forbidden[0]]), f"{forbidden[0]} is not allowed{context}"
+    message = str(error.message)
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    return where or "(arguments)", f"{where or 'arguments'}: {message}"
+
+
+def _context(instance: object) -> str:
+    if isinstance(instance, dict):
+        parts = [f"{key}={instance[key]}" for key in ("action",) if isinstance(instance.get(key), str)]  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
+        if parts:
+            return " with " + ", ".join(parts)
+    return ""
+
+
+def _json_path(parts: list[Any]) -> str:
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path

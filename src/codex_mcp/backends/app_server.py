@@ -1,0 +1,393 @@
+"""A JSON-RPC connection to one `codex app-server` child.
+
+`open_app_server` spawns the child, runs the reader task and does the `initialize` handshake before
+it yields, so a connection is never half started. Our requests are matched to Codex's responses
+through a table of one-slot streams; everything else Codex sends goes, in arrival order, to an
+`AppServerHandler`. When the child goes away every pending request fails at once with
+`AppServerClosedError`.
+
+The reader awaits the handler, so a handler must not wait on this connection's own requests (that
+would wait on itself): start a task for such work instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
+from typing import Any, Final, Protocol, TypeVar, cast
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from pydantic import BaseModel, ValidationError
+
+from codex_mcp.backends.process import ChildClosedError, ChildProcess, open_child, unwrap_single_error
+from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.wire.app_server import (
+    Notification,
+    RequestId,
+    Response,
+    ServerRequest,
+    UnknownMessage,
+    encode_error,
+    encode_notification,
+    encode_request,
+    encode_response,
+    parse_line,
+    parse_result,
+)
+
+logger = logging.getLogger(__name__)
+
+# Spawn plus `initialize`; Codex answers in well under a second, but a cold start reads its config,
+# and a slow disk or antivirus can take several seconds.
+STARTUP_TIMEOUT_S: Final = 30.0
+# After stdout ends, how long to wait for the exit status and the rest of stderr.
+_EXIT_AFTER_EOF_GRACE_S: Final = 2.0
+_CLIENT_NAME: Final = "codex-mcp"
+# JSON-RPC "method not found": our answer to a server request we do not know.
+METHOD_NOT_FOUND: Final = -32601
+_INTERNAL_ERROR: Final = -32603
+# How much of the stderr tail goes into an error message.
+_TAIL_IN_ERROR_CHARS: Final = 2000
+
+
+class AppServerRequestError(Exception):
+    """Codex answered one of our requests with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"{message} (JSON-RPC error {code})")
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class AppServerClosedError(Exception):
+    """The app-server is gone (exited, closed stdout, or we closed the connection)."""
+
+    def __init__(self, reason: str, stderr_tail: str = "") -> None:
+        text = f"codex app-server is gone: {reason}"
+        if stderr_tail.strip():
+            text += f"; stderr: {_tail_for_error(stderr_tail)}"
+        super().__init__(text)
+        self.reason = reason
+        self.stderr_tail = stderr_tail
+
+
+class AppServerHandler(Protocol):
+    """Receives what Codex sends besides responses, in arrival order, from the reader task.
+
+    Exceptions are logged and do not stop the reader. `on_closed` runs once, when the child goes
+    away on its own after the handshake; not when the owner closes the connection.
+    """
+
+    async def on_notification(self, message: Notification) -> None:
+        """A notification."""
+        ...
+
+    async def on_server_request(self, message: ServerRequest) -> None:
+        """A request Codex waits on: answer it with `respond` or `respond_error`, now or later."""
+        ...
+
+    async def on_unknown(self, message: UnknownMessage) -> None:
+        """A line that is not a known message (an unknown server request is already answered)."""
+        ...
+
+    async def on_closed(self, reason: str, stderr_tail: str) -> None:
+        """The child exited or closed stdout; `reason` says how."""
+        ...
+
+
+_Outcome = Response | AppServerClosedError | AppServerRequestError
+_M = TypeVar("_M", Notification, ServerRequest, UnknownMessage)
+
+
+class AppServerConnection:
+    """Requests, answers and notifications to one `codex app-server`; see `open_app_server`."""
+
+    def __init__(self, child: ChildProcess, handler: AppServerHandler) -> None:
+        self._child = child
+        self._handler = handler
+        self._next_id = 1
+        self._pending: dict[RequestId, MemoryObjectSendStream[_Outcome]] = {}
+        self._closed_event = anyio.Event()
+        self._exit_reason: str | None = None
+        self._started = False
+        self.initialize_result: Any = None
+        """Codex's answer to `initialize` (userAgent, codexHome, platform)."""
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        handler: AppServerHandler,
+        client_version: str,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    ) -> AsyncGenerator[AppServerConnection]:
+        """Spawn, handshake, yield; on exit close the connection and stop the child."""
+        async with AsyncExitStack() as stack:
+            try:
+                child = await stack.enter_async_context(open_child(argv, env=env, cwd=cwd))
+            except OSError as exc:
+                raise CodexMcpError(
+                    "APP_SERVER_START_FAILED", redact(f"could not start codex app-server: {exc}")
+                ) from exc
+            connection = cls(child, handler)
+            with unwrap_single_error():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(connection._read)
+                    try:
+                        await connection._handshake(client_version, startup_timeout_s)
+                        yield connection
+                    finally:
+                        connection._close("closed by codex-mcp")
+                        tg.cancel_scope.cancel()
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the child is gone or the connection was closed."""
+        return self._exit_reason is not None
+
+    @property
+    def exit_reason(self) -> str | None:
+        """Why the connection closed (e.g. "exited with code 1"), or None while open."""
+        return self._exit_reason
+
+    @property
+    def pid(self) -> int:
+        """The app-server's process id."""
+        return self._child.pid
+
+    def stderr_tail(self) -> str:
+        """The last lines the app-server wrote to stderr (unredacted)."""
+        return self._child.stderr_tail()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await self._closed_event.wait()
+
+    # --- outbound -----------------------------------------------------------------------------
+
+    async def request(
+        self, method: str, params: dict[str, Any] | BaseModel | None, *, timeout_s: float
+    ) -> Any:
+        """Send a request and wait for its result.
+
+        Returns the generated response model of `method`, or the raw JSON value when the pinned
+        protocol does not know `method` or the result does not match it.
+
+        Raises:
+            AppServerRequestError: Codex answered with an error.
+            AppServerClosedError: the app-server is gone.
+            CodexMcpError: TIMEOUT, no answer within `timeout_s`.
+        """
+        if self._exit_reason is not None:
+            raise self._closed_error()
+        request_id = self._next_id
+        self._next_id += 1
+        send, receive = anyio.create_memory_object_stream[_Outcome](1)
+        # Registered before writing: the response can arrive before the write returns.
+        self._pending[request_id] = send
+        try:
+            with receive, anyio.fail_after(timeout_s):
+                await self._write(encode_request(request_id, method, params))
+                outcome = await receive.receive()
+        except TimeoutError:
+            raise CodexMcpError("TIMEOUT", f"{method} timed out after {timeout_s}s") from None
+        finally:
+            self._pending.pop(request_id, None)
+            send.close()
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome.error is not None:
+            error = outcome.error
+            raise AppServerRequestError(error.code, error.message, error.data)
+        return _typed_result(method, outcome.result)
+
+    async def respond(self, request_id: RequestId, result: dict[str, Any] | BaseModel) -> None:
+        """Answer a server request."""
+        await self._write(encode_response(request_id, result))
+
+    async def respond_error(self, request_id: RequestId, code: int, message: str) -> None:
+        """Answer a server request with a JSON-RPC error."""
+        await self._write(encode_error(request_id, code, message))
+
+    async def notify(self, method: str, params: dict[str, Any] | BaseModel | None = None) -> None:
+        """Send a notification."""
+        await self._write(encode_notification(method, params))
+
+    async def _write(self, line: bytes) -> None:
+        if self._exit_reason is not None:
+            raise self._closed_error()
+        try:
+            await self._child.write(line)
+        except ChildClosedError as exc:
+            raise AppServerClosedError("its stdin is closed", self.stderr_tail()) from exc
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def _handshake(self, client_version: str, timeout_s: float) -> None:
+        params = {
+            "clientInfo": {"name": _CLIENT_NAME, "title": _CLIENT_NAME, "version": client_version},
+            "capabilities": {"experimentalApi": True},
+        }
+        try:
+            with anyio.fail_after(timeout_s):
+                self.initialize_result = await self.request("initialize", params, timeout_s=timeout_s)
+                await self.notify("initialized")
+        except (TimeoutError, CodexMcpError, AppServerClosedError, AppServerRequestError) as exc:
+            why = (
+                f"timed out after {timeout_s}s" if isinstance(exc, TimeoutError | CodexMcpError) else str(exc)
+            )
+            message = f"codex app-server did not start: {why}"
+            tail = self.stderr_tail()
+            if tail.strip() and not isinstance(exc, AppServerClosedError):
+                message += f"; stderr: {_tail_for_error(tail)}"
+            raise CodexMcpError("APP_SERVER_START_FAILED", redact(message)) from exc
+        self._started = True
+        logger.debug(
+            "app-server pid %d ready: %s", self.pid, getattr(self.initialize_result, "user_agent", "?")
+        )
+
+    def _close(self, reason: str) -> None:
+        """Mark closed (first reason wins) and fail every pending request."""
+        if self._exit_reason is not None:
+            return
+        self._exit_reason = reason
+        error_tail = self.stderr_tail()
+        for send in list(self._pending.values()):
+            # A waiter already answered, or gone, needs nothing.
+            with suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(AppServerClosedError(reason, error_tail))
+        self._closed_event.set()
+
+    def _closed_error(self) -> AppServerClosedError:
+        return AppServerClosedError(self._exit_reason or "closed", self.stderr_tail())
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        async for line in self._child.lines:
+            try:
+                await self._dispatch(parse_line(line))
+            except Exception:
+                # A bug here must not stop the reader: pending requests would wait for nothing.
+                logger.exception("failed to dispatch a line from codex app-server: %.300r", line)
+        with anyio.move_on_after(_EXIT_AFTER_EOF_GRACE_S):
+            await self._child.wait_exit()
+        reason = _describe_exit(self._child.returncode)
+        if self._exit_reason is not None:
+            return
+        logger.warning("codex app-server pid %d %s", self.pid, reason)
+        self._close(reason)
+        if self._started:
+            try:
+                await self._handler.on_closed(reason, self.stderr_tail())
+            except Exception:
+                logger.exception("app-server handler failed in on_closed")
+
+    async def _dispatch(self, message: Notification | ServerRequest | Response | UnknownMessage) -> None:
+        match message:
+            case Response():
+                self._deliver(message.id, message)
+            case Notification():
+                await self._call_handler(self._handler.on_notification, message, message.method)
+            case ServerRequest():
+                await self._call_handler(self._handler.on_server_request, message, message.method)
+            case UnknownMessage():
+                await self._unknown(message)
+
+    def _deliver(self, request_id: RequestId, outcome: _Outcome) -> None:
+        send = self._pending.get(request_id)
+        if send is None:
+            logger.warning("app-server answered unknown or abandoned request id %r; dropped", request_id)
+            return
+        try:
+            send.send_nowait(outcome)
+        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            logger.warning("app-server answered request id %r twice; dropped", request_id)
+
+    async def _unknown(self, message: UnknownMessage) -> None:
+        raw_value: Any = message.raw
+        raw: dict[str, Any] = cast(dict[str, Any], raw_value) if isinstance(raw_value, dict) else {}
+        logger.warning("app-server sent %s (method %s): %.300s", message.reason, message.method, message.line)
+        request_id = raw.get("id")
+        if isinstance(request_id, str | int) and message.method is not None:
+            # A server request we cannot handle: answer so Codex never waits on it.
+            try:
+                await self.respond_error(request_id, METHOD_NOT_FOUND, "method not supported by codex-mcp")
+            except AppServerClosedError:
+                logger.debug("could not refuse %s: the app-server is gone", message.method)
+        elif isinstance(request_id, str | int) and ("result" in raw or "error" in raw):
+            # A response whose error object is malformed: fail the request instead of letting it hang.
+            error: Any = raw.get("error")
+            code = error.get("code") if isinstance(error, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            failure = AppServerRequestError(
+                code if isinstance(code, int) else _INTERNAL_ERROR, message.reason, raw
+            )
+            self._deliver(request_id, failure)
+        await self._call_handler(self._handler.on_unknown, message, message.method or "unknown message")
+
+    async def _call_handler(self, callback: Callable[[_M], Awaitable[None]], message: _M, what: str) -> None:
+        try:
+            await callback(message)
+        except Exception:
+            logger.exception("app-server handler failed on %s", what)
+
+
+def open_app_server(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    handler: AppServerHandler,
+    client_version: str,
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> AbstractAsyncContextManager[AppServerConnection]:
+    """A started, initialized connection for an ``async with`` block; None env/cwd inherit ours.
+
+    Raises:
+        CodexMcpError: APP_SERVER_START_FAILED, with the redacted stderr tail.
+    """
+    return AppServerConnection.open(
+        argv,
+        env=env,
+        cwd=cwd,
+        handler=handler,
+        client_version=client_version,
+        startup_timeout_s=startup_timeout_s,
+    )
+
+
+def _typed_result(method: str, result: Any) -> Any:
+    try:
+        return parse_result(method, result)
+    except KeyError:
+        return result
+    except ValidationError as exc:
+        # A newer Codex may add values the pinned schema lacks; the raw result still serves.
+        logger.warning("result of %s does not match the pinned schema: %s", method, exc.errors()[:1])
+        return result
+
+
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "closed its stdout"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+def _tail_for_error(tail: str) -> str:
+    return redact(tail.strip()[-_TAIL_IN_ERROR_CHARS:])

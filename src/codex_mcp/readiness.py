@@ -1,0 +1,132 @@
+"""The `codex_setup` readiness report: can Codex run here, and what to fix if not."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.settings import CodexExecutable, resolve_codex
+
+# `codex --version` and `codex login status` answer at once; this only bounds a broken binary.
+_PROBE_TIMEOUT_S: Final = 15.0
+_PINNED_CODEX_VERSION: Final = "0.163.0"
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").strip()
+
+
+async def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a short probe command; -1 when it timed out."""
+    with anyio.move_on_after(_PROBE_TIMEOUT_S):
+        completed = await anyio.run_process(argv, check=False, env=env, stdin=None)
+        return completed.returncode, _decode(completed.stdout), _decode(completed.stderr)
+    return -1, "", f"timed out after {_PROBE_TIMEOUT_S:.0f}s"
+
+
+def codex_home(env: dict[str, str]) -> Path:
+    """Where Codex keeps its config: CODEX_HOME, or ~/.codex."""
+    return Path(env.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+def _project_configs(cwd: Path) -> list[Path]:
+    return [directory / ".codex" / "config.toml" for directory in (cwd, *cwd.parents)]
+
+
+def _provider(config_path: Path) -> str:
+    try:
+        config: dict[str, Any] = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return "openai"
+    return str(config.get("model_provider", "openai"))
+
+
+def _local_facts(cwd: str | None, env: dict[str, str]) -> tuple[Path, bool, list[dict[str, Any]]]:
+    """The target directory, whether it exists, and the config.toml files Codex would read there."""
+    target = Path(cwd).expanduser() if cwd else Path.cwd()
+    home = codex_home(env)
+    files: list[dict[str, Any]] = [
+        {"path": str(home / "config.toml"), "scope": "user", "exists": (home / "config.toml").is_file()}
+    ]
+    files += [
+        {"path": str(p), "scope": "project", "exists": True} for p in _project_configs(target) if p.is_file()
+    ]
+    return target, target.is_dir(), files
+
+
+async def readiness_report(cwd: str | None, backend_mode: str, backend_source: str) -> dict[str, Any]:
+    """The CodexSetupOutput for `cwd` (default: the server's cwd)."""
+    env = dict(os.environ)
+    problems: list[dict[str, str]] = []
+    report: dict[str, Any] = {"backend": {"mode": backend_mode, "source": backend_source}}
+    target, target_is_dir, config_files = _local_facts(cwd, env)
+    if not target_is_dir:
+        problems.append(
+            {
+                "code": "CWD_MISSING",
+                "message": f"{target} is not a directory",
+                "fix": "pass an existing directory",
+            }
+        )
+    codex: CodexExecutable | None = None
+    try:
+        codex = resolve_codex(env)
+    except CodexMcpError as exc:
+        report["codex"] = {"found": False}
+        problems.append(
+            {
+                "code": "CODEX_NOT_FOUND",
+                "message": exc.message,
+                "fix": "install Codex (npm i -g @openai/codex, or pip install 'codex-mcp[codex]'), "
+                "or point CODEX_MCP_PATH at it",
+            }
+        )
+    if codex is not None:
+        code, version_out, version_err = await _run([str(codex.path), "--version"], env)
+        # stdout is `codex-cli 0.163.0`; stderr may carry unrelated warnings.
+        version = version_out.split()[-1] if code == 0 and version_out else None
+        version_text = version_out or version_err
+        report["codex"] = {"found": True, "path": str(codex.path), "source": codex.source}
+        if version is not None:
+            report["codex"]["version"] = version
+            report["protocol"] = {
+                "pinnedCodexVersion": _PINNED_CODEX_VERSION,
+                "matchesPinned": version == _PINNED_CODEX_VERSION,
+            }
+        else:
+            problems.append(
+                {
+                    "code": "CODEX_BROKEN",
+                    "message": f"`codex --version` failed: {version_text[:200]}",
+                    "fix": "reinstall Codex or point CODEX_MCP_PATH at a working binary",
+                }
+            )
+        home = codex_home(env)
+        provider = _provider(home / "config.toml")
+        code, status_out, status_err = await _run([str(codex.path), "login", "status"], env)
+        status_text = status_out or status_err
+        logged_in = code == 0
+        auth: dict[str, Any] = {"loggedIn": logged_in, "provider": provider}
+        if status_text:
+            auth["detail"] = status_text.splitlines()[0][:200]
+        has_key = bool(env.get("OPENAI_API_KEY") or env.get("CODEX_API_KEY"))
+        if has_key:
+            auth["method"] = "api-key environment variable"
+        report["auth"] = auth
+        if not logged_in and not has_key and provider == "openai":
+            problems.append(
+                {
+                    "code": "NOT_LOGGED_IN",
+                    "message": "Codex is not logged in and no OPENAI_API_KEY is set",
+                    "fix": "run `codex login` (or set OPENAI_API_KEY in the MCP server's env)",
+                }
+            )
+    report["configFiles"] = config_files
+    report["problems"] = problems
+    report["ready"] = not problems
+    return report

@@ -1,0 +1,303 @@
+"""One function per tool: validated arguments in, the output object (a dict) out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.readiness import readiness_report
+from codex_mcp.sessions.ingest import DELTA_METHODS
+from codex_mcp.sessions.manager import SessionManager, TurnRequest
+from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
+from codex_mcp.sessions.shaping import fit_to_max_bytes, shape_event
+from codex_mcp.wire.tools import (
+    CodexCheckInput,
+    CodexInput,
+    CodexReplyInput,
+    CodexSessionInput,
+    CodexSetupInput,
+)
+
+_DEFAULT_CLEAN_STATUSES: Final = ["error", "cancelled"]
+
+
+@dataclass
+class Call:
+    """What a handler may use besides its arguments."""
+
+    manager: SessionManager
+    report_progress: Callable[[float, str], Awaitable[None]]
+    # Progress notifications while waiting keep clients with idle timeouts from giving up.
+    heartbeat_s: float = 15.0
+    backend_mode: str = "app-server"
+    backend_source: str = "default"
+
+
+def _existing_dir(raw: str | None, field: str) -> str:
+    path = Path(raw).expanduser() if raw else Path.cwd()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if not path.is_dir():
+        raise CodexMcpError("INVALID_ARGUMENT", f"{field}: {raw} is not an existing directory", field=field)
+    return str(path.resolve())
+
+
+def _existing_files(paths: list[str] | None, cwd: str, field: str) -> list[str]:
+    found: list[str] = []
+    for index, raw in enumerate(paths or []):
+        path = Path(raw).expanduser()
+        path = path if path.is_absolute() else Path(cwd) / path
+        if not path.is_file():
+            raise CodexMcpError(
+                "INVALID_ARGUMENT",
+                f"{field}[{index}]: {raw} is not an existing file",
+                field=f"{field}[{index}]",
+            )
+        found.append(str(path.resolve()))
+    return found
+
+
+def _text(value: Any) -> str | None:
+    """An open-enum argument (a Literal or a plain string) as a string."""
+    return None if value is None else str(value)
+
+
+async def _finish(session: Session, wait_ms: int | None, warnings: list[str], call: Call) -> dict[str, Any]:
+    """The CodexOutput/CodexReplyOutput object, after the optional foreground wait."""
+    if wait_ms:
+
+        async def heartbeat(elapsed_s: float) -> None:
+            await call.report_progress(elapsed_s, f"session {session.session_id} is {session.status}")
+
+        reason = await call.manager.wait_for_result(session, wait_ms / 1000, heartbeat, call.heartbeat_s)
+        execution: dict[str, Any] = {
+            "mode": "foreground",
+            "waitRequestedMs": wait_ms,
+            "fellBackToPolling": reason != "completed",
+            "reason": reason,
+        }
+    else:
+        execution = {"mode": "background", "reason": "not_requested"}
+    output: dict[str, Any] = {
+        "sessionId": session.session_id,
+        "threadId": session.thread_id,
+        **session.hints(),
+    }
+    output["execution"] = execution
+    if session.pending:
+        output["actions"] = session.actions()
+    if session.status in TERMINAL and session.result is not None:
+        output["result"] = session.result
+        output["completedAt"] = session.result["completedAt"]
+    if warnings:
+        output["compatWarnings"] = warnings
+    return output
+
+
+async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
+    """Start a session."""
+    advanced = args.advanced
+    cwd = _existing_dir(args.cwd, "cwd")
+    images = _existing_files(advanced.images if advanced else None, cwd, "advanced.images")
+    settings = ThreadSettings(
+        approval_policy=str(args.approval_policy),
+        sandbox=str(args.sandbox),
+        cwd=cwd,
+        model=args.model,
+        profile=args.profile,
+        effort=_text(args.effort),
+        summary=_text(advanced.summary) if advanced else None,
+        personality=_text(advanced.personality) if advanced else None,
+        config=advanced.config if advanced else None,
+        ephemeral=bool(advanced.ephemeral) if advanced else False,
+        approval_timeout_s=(advanced.approval_timeout_ms or 60_000) / 1000 if advanced else 60.0,
+        base_instructions=advanced.base_instructions if advanced else None,
+        developer_instructions=advanced.developer_instructions if advanced else None,
+    )
+    turn = TurnRequest(
+        prompt=args.prompt,
+        images=images,
+        output_schema=advanced.output_schema if advanced else None,
+        collaboration_mode=_text(advanced.collaboration_mode) if advanced else None,
+    )
+    warnings: list[str] = []
+    session = await call.manager.start(settings, turn, warnings)
+    return await _finish(session, advanced.wait_for_result if advanced else None, warnings, call)
+
+
+async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
+    """Continue a session with a new turn."""
+    session = call.manager.get(args.session_id)
+    cwd = _existing_dir(args.cwd, "cwd") if args.cwd else None
+    images = _existing_files(args.images, cwd or session.settings.cwd, "images")
+    turn = TurnRequest(
+        prompt=args.prompt,
+        images=images,
+        effort=_text(args.effort),
+        summary=_text(args.summary),
+        personality=_text(args.personality),
+        output_schema=args.output_schema,
+        collaboration_mode=_text(args.collaboration_mode),
+        model=args.model,
+        approval_policy=_text(args.approval_policy),
+        sandbox=_text(args.sandbox),
+        cwd=cwd,
+    )
+    warnings: list[str] = []
+    session = await call.manager.reply(args.session_id, turn, warnings)
+    return await _finish(session, args.wait_for_result, warnings, call)
+
+
+def _require_session_id(args: CodexSessionInput) -> str:
+    if args.session_id is None:
+        raise CodexMcpError(
+            "INVALID_ARGUMENT", f"sessionId is required for action={args.action}", field="sessionId"
+        )
+    return args.session_id
+
+
+async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
+    """list | get | cancel | interrupt | fork | clean | clean_background_terminals."""
+    manager = call.manager
+    action = args.action
+    if action == "list":
+        return {
+            "action": action,
+            "sessions": [s.public_info(include_sensitive=False) for s in manager.sessions()],
+        }
+    if action == "clean":
+        statuses = [str(s) for s in args.statuses] if args.statuses else _DEFAULT_CLEAN_STATUSES
+        matched = manager.clean(statuses, args.older_than_ms, bool(args.dry_run))
+        removed = [] if args.dry_run else matched
+        return {
+            "action": action,
+            "matchedSessionIds": matched,
+            "removedSessionIds": removed,
+            "removedCount": len(removed),
+            "diskSessionsRemoved": 0,
+            "dryRun": bool(args.dry_run),
+        }
+    session_id = _require_session_id(args)
+    if action == "get":
+        session = manager.get(session_id)
+        return {
+            "action": action,
+            "session": session.public_info(include_sensitive=bool(args.include_sensitive)),
+        }
+    if action == "cancel":
+        await manager.cancel(session_id)
+        return {"action": action, "success": True, "message": f"session {session_id} cancelled"}
+    if action == "interrupt":
+        await manager.interrupt(session_id)
+        return {"action": action, "success": True, "message": f"interrupt sent to session {session_id}"}
+    if action == "fork":
+        fork = await manager.fork(session_id)
+        return {
+            "action": action,
+            "sessionId": fork.session_id,
+            "threadId": fork.thread_id,
+            "status": fork.status,
+            "message": f"forked from {session_id}",
+        }
+    await manager.clean_background_terminals(session_id)
+    return {"action": action, "success": True, "message": f"background terminals of {session_id} cleaned"}
+
+
+def _is_delta(event: Any) -> bool:
+    return event.data.get("method") in DELTA_METHODS
+
+
+async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
+    """poll | respond_permission | respond_user_input, then a poll-shaped answer."""
+    manager = call.manager
+    session = manager.get(args.session_id)
+    warnings: list[str] = []
+    if args.action == "respond_permission":
+        assert args.request_id is not None  # the schema requires it for this action
+        assert args.decision is not None
+        amendment = args.network_policy_amendment
+        await manager.respond_permission(
+            args.session_id,
+            args.request_id,
+            decision=str(args.decision),
+            execpolicy_amendment=args.execpolicy_amendment,
+            network_policy_amendment=amendment.model_dump(by_alias=True) if amendment else None,
+            deny_message=args.deny_message,
+        )
+    elif args.action == "respond_user_input":
+        assert args.request_id is not None  # the schema requires it for this action
+        assert args.answers is not None
+        answers = {key: value.model_dump(by_alias=True) for key, value in args.answers.items()}
+        await manager.respond_user_input(args.session_id, args.request_id, answers)
+    return await _poll(session, args, warnings)
+
+
+async def _poll(session: Session, args: CodexCheckInput, warnings: list[str]) -> dict[str, Any]:
+    options = args.poll_options
+    include_events = options.include_events is not False if options else True
+    include_actions = options.include_actions is not False if options else True
+    include_result = options.include_result is not False if options else True
+    skip_deltas = bool(options.skip_deltas) if options else False
+    final_only = bool(options.final_only) if options else False
+    wait_ms = options.wait_ms if options else None
+    polling = args.action == "poll"
+    max_events = args.max_events if args.max_events is not None else (1 if polling else 0)
+    if polling:
+        max_events = max(max_events, 1)
+        cursor = args.cursor
+    else:
+        cursor = session.last_cursor if args.cursor is None else max(args.cursor, session.last_cursor)
+        if args.cursor is not None and args.cursor < session.last_cursor:
+            warnings.append(
+                f"Provided cursor {args.cursor} is stale; used session cursor {session.last_cursor}."
+            )
+    buffer = session.buffer
+    start = session.last_cursor if cursor is None else cursor
+    if (
+        polling
+        and wait_ms
+        and session.status not in TERMINAL
+        and not session.pending
+        and buffer.next_id <= start
+    ):
+        await buffer.wait_for_change(buffer.version, wait_ms / 1000)
+    output: dict[str, Any] = {"sessionId": session.session_id, **session.hints()}
+    if final_only or max_events == 0:
+        events: list[dict[str, Any]] = []
+        next_cursor = buffer.next_id if final_only else (start if cursor is not None else session.last_cursor)
+        reset_to = None
+    else:
+        read = buffer.read(
+            cursor,
+            max_events=max_events,
+            last_cursor=session.last_cursor,
+            include_deltas=not skip_deltas,
+            is_delta=_is_delta,
+        )
+        events = [shape_event(event, args.response_mode or "minimal") for event in read.events]
+        next_cursor = read.next_cursor
+        reset_to = read.cursor_reset_to
+    if include_events or final_only:
+        session.last_cursor = max(session.last_cursor, next_cursor)
+    output["events"] = events if include_events and not final_only else []
+    output["nextCursor"] = next_cursor
+    if reset_to is not None:
+        output["cursorResetTo"] = reset_to
+    if include_actions and session.pending:
+        output["actions"] = session.actions()
+    if include_result and session.status in TERMINAL and session.result is not None:
+        output["result"] = session.result
+    if warnings:
+        output["compatWarnings"] = warnings
+    max_bytes = options.max_bytes if options else None
+    if max_bytes:
+        output = fit_to_max_bytes(output, max_bytes, cursor_start=start)
+    return output
+
+
+async def codex_setup(args: CodexSetupInput, call: Call) -> dict[str, Any]:
+    """The readiness report."""
+    return await readiness_report(args.cwd, call.backend_mode, call.backend_source)

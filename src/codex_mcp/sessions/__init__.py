@@ -1,0 +1,1 @@
+"""Sessions: backend-agnostic state, events and the manager that owns them."""

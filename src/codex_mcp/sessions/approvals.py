@@ -1,0 +1,145 @@
+"""What each request Codex sends us means, and how each answer is written back.
+
+Interactive requests become `actions[]` the caller answers; the others are answered at once, so
+Codex never waits on a request nobody will see.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from codex_mcp.errors import CodexMcpError
+
+Decision = Literal[
+    "accept",
+    "acceptForSession",
+    "acceptWithExecpolicyAmendment",
+    "applyNetworkPolicyAmendment",
+    "decline",
+    "cancel",
+]
+
+
+@dataclass(frozen=True)
+class Interactive:
+    """A request the caller must answer: which action type and kind it shows as."""
+
+    action_type: Literal["approval", "user_input"]
+    kind: str
+    decisions: tuple[str, ...]
+
+
+_SIMPLE: Final = ("accept", "acceptForSession", "decline", "cancel")
+_COMMAND: Final = (*_SIMPLE, "acceptWithExecpolicyAmendment", "applyNetworkPolicyAmendment")
+
+INTERACTIVE: Final[dict[str, Interactive]] = {
+    "item/commandExecution/requestApproval": Interactive("approval", "command", _COMMAND),
+    "item/fileChange/requestApproval": Interactive("approval", "fileChange", _SIMPLE),
+    "item/permissions/requestApproval": Interactive("approval", "permissions", _SIMPLE),
+    "mcpServer/elicitation/request": Interactive("approval", "mcpToolCall", _SIMPLE),
+    "item/tool/requestUserInput": Interactive("user_input", "user_input", ()),
+}
+
+# JSON-RPC error code for requests we will not serve (the reference used the same).
+UNSUPPORTED_CODE: Final = -32000
+
+
+def immediate_answer(method: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(result, None) or (None, error message) for a request answered without the caller."""
+    if method == "currentTime/read":
+        return {"currentTimeAt": int(time.time())}, None
+    if method == "item/tool/call":
+        return {
+            "success": False,
+            "contentItems": [{"type": "inputText", "text": "Not supported by codex-mcp"}],
+        }, None
+    if method in ("applyPatchApproval", "execCommandApproval"):
+        return {"decision": "denied"}, None
+    if method == "account/chatgptAuthTokens/refresh":
+        return None, "ChatGPT token refresh is not supported by codex-mcp; log in with `codex login`"
+    return None, f"{method} is not supported by codex-mcp"
+
+
+def offered_decisions(params: dict[str, Any]) -> list[str] | None:
+    """The decision names a command approval offers (`availableDecisions`), objects by their key."""
+    raw = params.get("availableDecisions")
+    if not isinstance(raw, list):
+        return None
+    names: list[str] = []
+    for entry in raw:  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(entry, str):
+            names.append(entry)
+        elif isinstance(entry, dict) and entry:
+            names.append(str(next(iter(entry))))  # pyright: ignore[reportUnknownArgumentType]
+    return names
+
+
+def mcp_kind(params: dict[str, Any]) -> str:
+    """mcpToolCall for MCP tool-call approvals, elicitation for other MCP server questions."""
+    meta = params.get("_meta")
+    if isinstance(meta, dict) and meta.get("codex_approval_kind") == "mcp_tool_call":  # pyright: ignore[reportUnknownMemberType]
+        return "mcpToolCall"
+    return "elicitation"
+
+
+def permission_response(
+    method: str,
+    params: dict[str, Any],
+    available: list[str] | None,
+    *,
+    decision: str,
+    execpolicy_amendment: list[str] | None,
+    network_policy_amendment: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The result to send Codex for `decision`, after checking the request offers it.
+
+    Raises:
+        CodexMcpError: INVALID_ARGUMENT naming `decision` when this request does not take it.
+    """
+    allowed = INTERACTIVE[method].decisions
+    # Declining is always possible, even where Codex leaves "decline" out of availableDecisions.
+    offered_here = available is None or decision in available or decision == "decline"
+    if decision not in allowed or not offered_here:
+        offered = available if available is not None else list(allowed)
+        raise CodexMcpError(
+            "INVALID_ARGUMENT",
+            f"decision {decision!r} is not offered for this {INTERACTIVE[method].kind} request; "
+            f"choose one of {offered}",
+            field="decision",
+        )
+    if method == "item/permissions/requestApproval":
+        granted: object = params.get("permissions") if decision in ("accept", "acceptForSession") else {}
+        return {
+            "permissions": granted or {},
+            "scope": "session" if decision == "acceptForSession" else "turn",
+        }
+    if method == "mcpServer/elicitation/request":
+        action = "accept" if decision in ("accept", "acceptForSession") else decision
+        return {"action": action, "content": {} if action == "accept" else None}
+    if decision == "acceptWithExecpolicyAmendment":
+        return {"decision": {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": execpolicy_amendment}}}
+    if decision == "applyNetworkPolicyAmendment":
+        return {
+            "decision": {
+                "applyNetworkPolicyAmendment": {"network_policy_amendment": network_policy_amendment}
+            }
+        }
+    return {"decision": decision}
+
+
+def declined_response(method: str) -> dict[str, Any]:
+    """What we answer when a request times out, or its session is cancelled."""
+    if method == "item/tool/requestUserInput":
+        return {"answers": {}}
+    if method == "item/permissions/requestApproval":
+        return {"permissions": {}, "scope": "turn"}
+    if method == "mcpServer/elicitation/request":
+        return {"action": "decline", "content": None}
+    return {"decision": "decline"}
+
+
+def user_input_response(answers: dict[str, Any]) -> dict[str, Any]:
+    """`item/tool/requestUserInput` result: question id -> {answers: [...]}."""
+    return {"answers": {question: {"answers": list(entry["answers"])} for question, entry in answers.items()}}

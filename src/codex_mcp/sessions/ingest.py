@@ -1,0 +1,190 @@
+"""Turn Codex notifications into session events and state.
+
+Every notification routed to a session is recorded (nothing dropped); a few also move the
+session's state: turn start and end, agent messages, token usage, errors and reconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+from codex_mcp.sessions.events import now_iso
+from codex_mcp.sessions.session import Session
+
+Params = dict[str, Any]
+
+# Streaming deltas: merged into one event per item while they stream, skippable by `skipDeltas`.
+DELTA_METHODS: Final[frozenset[str]] = frozenset(
+    {
+        "item/agentMessage/delta",
+        "item/commandExecution/outputDelta",
+        "item/fileChange/outputDelta",
+        "item/reasoning/textDelta",
+        "item/reasoning/summaryTextDelta",
+        "item/plan/delta",
+    }
+)
+_OUTPUT_ITEM_TYPES: Final = frozenset({"agentMessage", "userMessage"})
+_PHASE_BY_ITEM: Final = {
+    "reasoning": "reasoning",
+    "commandExecution": "acting",
+    "fileChange": "acting",
+    "mcpToolCall": "acting",
+    "agentMessage": "responding",
+}
+
+
+def _obj(value: object) -> Params:
+    return value if isinstance(value, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+
+
+def _event_data(method: str, params: Params) -> Params:
+    data: Params = {"method": method, **params}
+    item = _obj(params.get("item"))
+    if "id" in item and "itemId" not in data:
+        data["itemId"] = item["id"]
+    return data
+
+
+def ingest_notification(session: Session, method: str, params: Params) -> None:
+    """Record one notification for `session` and apply what it means."""
+    session.touch()
+    session.last_method = method
+    special = _SPECIAL.get(method)
+    if special is not None:
+        special(session, params)
+        return
+    if method in DELTA_METHODS:
+        key = f"{method}:{params.get('itemId', params.get('turnId', ''))}"
+        event_type = "output" if method == "item/agentMessage/delta" else "progress"
+        session.buffer.append(event_type, _event_data(method, params), coalesce_key=key)
+        return
+    if method in ("item/started", "item/completed"):
+        _item(session, method, params)
+        return
+    session.buffer.append("progress", _event_data(method, params))
+
+
+def _item(session: Session, method: str, params: Params) -> None:
+    item = _obj(params.get("item"))
+    item_type = item.get("type")
+    if method == "item/started" and isinstance(item_type, str):
+        session.phase = _PHASE_BY_ITEM.get(item_type, session.phase)
+    if method == "item/completed" and item_type == "agentMessage":
+        text = item.get("text")
+        if isinstance(text, str):
+            session.turn_agent_messages.append(text)
+    event_type = "output" if item_type in _OUTPUT_ITEM_TYPES else "progress"
+    session.buffer.append(event_type, _event_data(method, params))
+
+
+def _turn_started(session: Session, params: Params) -> None:
+    turn = _obj(params.get("turn"))
+    if isinstance(turn.get("id"), str):
+        session.active_turn_id = turn["id"]
+    session.buffer.append("progress", _event_data("turn/started", params))
+
+
+def _token_usage(session: Session, params: Params) -> None:
+    total = _obj(_obj(params.get("tokenUsage")).get("total"))
+    if total:
+        tokens = session.tokens
+        tokens.input_tokens = int(total.get("inputTokens", 0))
+        tokens.cached_input_tokens = int(total.get("cachedInputTokens", 0))
+        tokens.output_tokens = int(total.get("outputTokens", 0))
+        tokens.reasoning_output_tokens = int(total.get("reasoningOutputTokens", 0))
+        tokens.total_tokens = int(total.get("totalTokens", 0))
+        tokens.seen = True
+    session.buffer.append("progress", _event_data("thread/tokenUsage/updated", params))
+
+
+def _error(session: Session, params: Params) -> None:
+    error = _obj(params.get("error"))
+    if params.get("willRetry"):
+        if session.reconnecting_since is None:
+            session.reconnecting_since = time.monotonic()
+        session.phase = "retrying"
+        data = {**_event_data("codex-mcp/reconnect", params), "sourceMethod": "error", "phase": "retrying"}
+        session.buffer.append("progress", data, pinned=True)
+        return
+    session.turn_error = {"message": str(error.get("message", "Codex reported an error"))}
+    if error.get("codexErrorInfo") is not None:
+        session.turn_error["codexErrorInfo"] = error["codexErrorInfo"]
+    session.buffer.append("error", _event_data("error", params))
+
+
+def _turn_completed(session: Session, params: Params) -> None:
+    turn = _obj(params.get("turn"))
+    status = str(turn.get("status", "completed"))
+    finish_turn(session, status=status, turn_id=turn.get("id"), turn=turn)
+
+
+def finish_turn(
+    session: Session,
+    *,
+    status: str,
+    turn_id: object,
+    turn: Params | None = None,
+    reason: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    """Close the current turn: build its result, set the session status, wake waiters."""
+    turn = turn or {}
+    text = session.turn_agent_messages[-1] if session.turn_agent_messages else _text_from_items(turn)
+    result: Params = {"status": status, "completedAt": now_iso()}
+    if isinstance(turn_id, str):
+        result["turnId"] = turn_id
+    if text is not None:
+        result["text"] = text
+        result["output"] = text
+        if session.turn_has_output_schema:
+            with contextlib.suppress(ValueError):
+                result["structuredOutput"] = json.loads(text)
+    error = session.turn_error
+    turn_error = _obj(turn.get("error"))
+    if error is None and turn_error.get("message"):
+        error = {"message": str(turn_error["message"])}
+        if turn_error.get("codexErrorInfo") is not None:
+            error["codexErrorInfo"] = turn_error["codexErrorInfo"]
+    if error_message is not None:
+        error = {"message": error_message}
+    if error is not None and status != "completed":
+        result["error"] = error
+    if reason is not None:
+        result["reason"] = reason
+    if session.tokens.seen:
+        result["usage"] = session.tokens.to_json()
+    session.result = result
+    session.completed_at = result["completedAt"]
+    session.active_turn_id = None
+    session.reconnecting_since = None
+    if session.status != "cancelled":
+        session.status = "idle" if status in ("completed", "interrupted") else "error"
+    session.phase = "finished"
+    event: Params = {"method": "turn/completed", **{k: v for k, v in result.items() if k != "output"}}
+    session.buffer.append("result", event)
+    session.turn_finished.set()
+
+
+def _text_from_items(turn: Params) -> str | None:
+    items = turn.get("items")
+    if not isinstance(items, list):
+        return None
+    texts = [
+        str(_obj(item).get("text"))
+        for item in cast(list[Any], items)
+        if _obj(item).get("type") == "agentMessage" and isinstance(_obj(item).get("text"), str)
+    ]
+    return texts[-1] if texts else None
+
+
+_SPECIAL: Final[dict[str, Callable[[Session, Params], None]]] = {
+    "turn/started": _turn_started,
+    "turn/completed": _turn_completed,
+    "thread/tokenUsage/updated": _token_usage,
+    "error": _error,
+}

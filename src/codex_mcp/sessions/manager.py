@@ -1,0 +1,682 @@
+"""SessionManager: owns every session, the Codex children they run on, and the tasks that serve them.
+
+Process model: sessions whose spawn-time settings are equal (the Codex executable and the config
+profile; everything else goes on `thread/start`/`turn/start`) share one `codex app-server` child.
+That makes the second session start without a spawn, and makes `fork` work: a forked thread belongs
+to the process that forked it. A child that dies fails only its own running turns; the next call
+that needs it starts a new child and resumes the thread there (`thread/resume`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from codex_mcp import __version__
+from codex_mcp.backends.app_server import (
+    AppServerClosedError,
+    AppServerConnection,
+    AppServerRequestError,
+    open_app_server,
+)
+from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.sessions import approvals
+from codex_mcp.sessions.events import now_iso
+from codex_mcp.sessions.ingest import DELTA_METHODS, finish_turn, ingest_notification
+from codex_mcp.sessions.session import TERMINAL, PendingRequest, Session, ThreadSettings
+from codex_mcp.settings import CodexExecutable, Settings
+from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
+
+logger = logging.getLogger(__name__)
+
+# How often the watchdog looks for turns stuck in Codex's reconnect loop.
+_WATCHDOG_PERIOD_S: Final = 1.0
+# Bound on answering Codex when a session is torn down.
+_ANSWER_TIMEOUT_S: Final = 5.0
+_SANDBOX_POLICY: Final = {
+    "read-only": {"type": "readOnly"},
+    "workspace-write": {"type": "workspaceWrite"},
+    "danger-full-access": {"type": "dangerFullAccess"},
+}
+# JSON-RPC "invalid params"/"invalid request": Codex refused a value the caller gave.
+_INVALID_PARAMS_CODES: Final = frozenset({-32602, -32600})
+
+
+@dataclass
+class TurnRequest:
+    """What a new turn carries (first turn or reply)."""
+
+    prompt: str
+    images: list[str] = field(default_factory=lambda: [])
+    effort: str | None = None
+    summary: str | None = None
+    personality: str | None = None
+    output_schema: dict[str, Any] | None = None
+    collaboration_mode: str | None = None
+    model: str | None = None
+    approval_policy: str | None = None
+    sandbox: str | None = None
+    cwd: str | None = None
+
+
+@dataclass
+class _Child:
+    connection: AppServerConnection
+    key: str
+
+
+def _map_policy(policy: str, warnings: list[str]) -> str:
+    if policy == "on-failure":
+        warnings.append(
+            "approvalPolicy 'on-failure' was removed from Codex; using 'on-request' "
+            "(Codex asks when a command needs to leave the sandbox)"
+        )
+        return "on-request"
+    return policy
+
+
+def _codex_error(method: str, exc: AppServerRequestError) -> CodexMcpError:
+    code = "INVALID_ARGUMENT" if exc.code in _INVALID_PARAMS_CODES else "INTERNAL"
+    return CodexMcpError(code, f"Codex refused {method}: {exc.message}")
+
+
+class SessionManager:
+    """Creates, drives and answers for sessions; one per server."""
+
+    def __init__(self, task_group: TaskGroup, codex: CodexExecutable, settings: Settings) -> None:
+        self._tg = task_group
+        self._codex = codex
+        self._settings = settings
+        self._sessions: dict[str, Session] = {}
+        self._by_thread: dict[str, Session] = {}
+        self._children: dict[str, _Child] = {}
+        self._spawn_locks: dict[str, anyio.Lock] = {}
+        self._request_ids: dict[str, tuple[Session, PendingRequest]] = {}
+
+    # --- lifetime ----------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, codex: CodexExecutable, settings: Settings) -> AsyncGenerator[SessionManager]:
+        """A manager whose children and tasks all end when the context exits."""
+        async with anyio.create_task_group() as task_group:
+            manager = cls(task_group, codex, settings)
+            task_group.start_soon(manager._watchdog)
+            try:
+                yield manager
+            finally:
+                task_group.cancel_scope.cancel()
+
+    # --- children ----------------------------------------------------------------
+
+    def _spawn_key(self, profile: str | None) -> str:
+        return f"{self._codex.path}|{profile or ''}"
+
+    async def _connection(self, key: str, profile: str | None) -> AppServerConnection:
+        lock = self._spawn_locks.setdefault(key, anyio.Lock())
+        async with lock:
+            child = self._children.get(key)
+            if child is not None and not child.connection.closed:
+                return child.connection
+            argv = [str(self._codex.path), "app-server"]
+            if profile:
+                argv += ["-c", f"profile={_toml_string(profile)}"]
+            connection: AppServerConnection = await self._tg.start(self._run_child, key, argv)
+            return connection
+
+    async def _run_child(
+        self, key: str, argv: list[str], *, task_status: TaskStatus[AppServerConnection]
+    ) -> None:
+        router = _Router(self, key)
+        async with open_app_server(
+            argv, env=None, cwd=None, handler=router, client_version=__version__
+        ) as conn:
+            self._children[key] = _Child(conn, key)
+            task_status.started(conn)
+            await conn.wait_closed()
+
+    def on_child_closed(self, key: str, reason: str, stderr_tail: str) -> None:
+        """Fail the running turns of a child that exited; the next call starts a new child."""
+        self._children.pop(key, None)
+        message = f"codex app-server exited ({reason})"
+        if stderr_tail.strip():
+            message += f"; stderr: {stderr_tail.strip()[-800:]}"
+        for session in list(self._sessions.values()):
+            if session.connection_key == key and session.status in ("running", "waiting_approval"):
+                self._drop_pending(session)
+                finish_turn(
+                    session,
+                    status="error",
+                    turn_id=session.active_turn_id,
+                    reason="app_server_exited",
+                    error_message=redact(message),
+                )
+
+    # --- inbound from Codex ------------------------------------------------------
+
+    def _session_for(self, params: dict[str, Any]) -> Session | None:
+        thread_id = params.get("threadId")
+        return self._by_thread.get(thread_id) if isinstance(thread_id, str) else None
+
+    def on_notification(self, message: Notification) -> None:
+        """Record a notification in the session whose thread it names."""
+        raw_params = message.raw.get("params")
+        params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+        session = self._session_for(params)
+        if session is None:
+            logger.debug("notification %s for no session", message.method)
+            return
+        if session.status == "cancelled" and message.method in ("turn/started", "turn/completed", "error"):
+            return
+        if message.method in DELTA_METHODS or message.method.startswith("item/"):
+            session.reconnecting_since = None
+        ingest_notification(session, message.method, params)
+        session.buffer.notify()
+
+    async def on_server_request(self, key: str, message: ServerRequest) -> None:
+        """Route a request from the child `key`: answer it now, or show it as an action."""
+        child = self._children.get(key)
+        if child is None:
+            return
+        connection = child.connection
+        raw_params = message.raw.get("params")
+        params: dict[str, Any] = dict(raw_params) if isinstance(raw_params, dict) else {}  # pyright: ignore[reportUnknownArgumentType]
+        interactive = approvals.INTERACTIVE.get(message.method)
+        session = self._session_for(params)
+        if interactive is None:
+            result, error = approvals.immediate_answer(message.method)
+            if result is not None:
+                await connection.respond(message.id, result)
+            else:
+                await connection.respond_error(message.id, approvals.UNSUPPORTED_CODE, error or "unsupported")
+            if session is not None:
+                session.buffer.append("progress", {"method": message.method, "answered": result is not None})
+            return
+        if session is None or session.status in ("cancelled", "error"):
+            await connection.respond(message.id, approvals.declined_response(message.method))
+            return
+        kind = (
+            approvals.mcp_kind(params)
+            if message.method == "mcpServer/elicitation/request"
+            else interactive.kind
+        )
+        timeout_s = session.settings.approval_timeout_s
+        request = PendingRequest(
+            request_id=f"req_{uuid.uuid4().hex[:8]}",
+            codex_id=message.id,
+            method=message.method,
+            action_type=interactive.action_type,
+            kind=kind,
+            params=params,
+            created_at=now_iso(),
+            expires_at=(datetime.now(UTC) + timedelta(seconds=timeout_s)).isoformat(timespec="milliseconds"),
+            available_decisions=approvals.offered_decisions(params),
+        )
+        session.pending[request.request_id] = request
+        self._request_ids[request.request_id] = (session, request)
+        session.refresh_status()
+        session.touch()
+        session.last_method = message.method
+        session.buffer.append(
+            "approval_request",
+            {"method": message.method, "requestId": request.request_id, "kind": kind, **params},
+        )
+        self._tg.start_soon(self._expire_request, connection, session, request)
+
+    async def _expire_request(
+        self, connection: AppServerConnection, session: Session, request: PendingRequest
+    ) -> None:
+        with anyio.CancelScope() as scope:
+            request.timeout_scope = scope
+            await anyio.sleep(session.settings.approval_timeout_s)
+            if request.request_id not in session.pending:
+                return
+            self._resolve(session, request, decision="decline", timeout=True)
+            with anyio.move_on_after(_ANSWER_TIMEOUT_S):
+                await connection.respond(request.codex_id, approvals.declined_response(request.method))
+
+    def _resolve(
+        self,
+        session: Session,
+        request: PendingRequest,
+        *,
+        decision: str,
+        timeout: bool = False,
+        deny_message: str | None = None,
+    ) -> None:
+        session.pending.pop(request.request_id, None)
+        self._request_ids.pop(request.request_id, None)
+        if request.timeout_scope is not None and not timeout:
+            request.timeout_scope.cancel()
+        data: dict[str, Any] = {
+            "method": request.method,
+            "requestId": request.request_id,
+            "kind": request.kind,
+            "decision": decision,
+        }
+        if timeout:
+            data["timeout"] = True
+        if deny_message:
+            data["denyMessage"] = deny_message
+        session.buffer.append("approval_result", data)
+        session.refresh_status()
+        session.touch()
+
+    def _drop_pending(self, session: Session) -> None:
+        for request in list(session.pending.values()):
+            self._resolve(session, request, decision="cancel")
+
+    # --- watchdog ----------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        while True:
+            await anyio.sleep(_WATCHDOG_PERIOD_S)
+            now = time.monotonic()
+            for session in list(self._sessions.values()):
+                since = session.reconnecting_since
+                if since is not None and now - since > self._settings.reconnect_timeout_s:
+                    self._tg.start_soon(self._give_up_reconnecting, session)
+                    session.reconnecting_since = None
+
+    async def _give_up_reconnecting(self, session: Session) -> None:
+        turn_id = session.active_turn_id
+        child = self._children.get(session.connection_key)
+        if child is not None and turn_id is not None:
+            with anyio.move_on_after(_ANSWER_TIMEOUT_S):
+                try:
+                    await child.connection.request(
+                        "turn/interrupt",
+                        {"threadId": session.thread_id, "turnId": turn_id},
+                        timeout_s=_ANSWER_TIMEOUT_S,
+                    )
+                except (AppServerRequestError, AppServerClosedError, CodexMcpError):
+                    logger.warning("could not interrupt a turn stuck reconnecting", exc_info=True)
+        limit = self._settings.reconnect_timeout_s
+        finish_turn(
+            session,
+            status="failed",
+            turn_id=turn_id,
+            reason="reconnect_timeout",
+            error_message=f"Codex could not reach the model provider for {limit:.0f}s; the turn was stopped",
+        )
+        session.buffer.notify()
+
+    # --- queries -----------------------------------------------------------------
+
+    def get(self, session_id: str) -> Session:
+        """The session, or SESSION_NOT_FOUND."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise CodexMcpError("SESSION_NOT_FOUND", f"no session {session_id!r}", field="sessionId")
+        return session
+
+    def sessions(self) -> list[Session]:
+        """Every session, oldest first."""
+        return list(self._sessions.values())
+
+    def pending_request(self, session: Session, request_id: str) -> PendingRequest:
+        """A pending request of `session`, or REQUEST_NOT_FOUND."""
+        request = session.pending.get(request_id)
+        if request is None:
+            raise CodexMcpError(
+                "REQUEST_NOT_FOUND", f"no pending request {request_id!r} in this session", field="requestId"
+            )
+        return request
+
+    # --- commands ----------------------------------------------------------------
+
+    async def start(self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str]) -> Session:
+        """Start a thread and its first turn; returns once Codex accepted the turn."""
+        key = self._spawn_key(settings.profile)
+        connection = await self._connection(key, settings.profile)
+        settings.approval_policy = _map_policy(settings.approval_policy, warnings)
+        thread_params: dict[str, Any] = {
+            "cwd": settings.cwd,
+            "approvalPolicy": settings.approval_policy,
+            "sandbox": settings.sandbox,
+        }
+        optional = {
+            "model": settings.model,
+            "config": settings.config,
+            "baseInstructions": settings.base_instructions,
+            "developerInstructions": settings.developer_instructions,
+            "personality": settings.personality,
+            "ephemeral": settings.ephemeral or None,
+        }
+        thread_params.update({k: v for k, v in optional.items() if v is not None})
+        response = await self._call(connection, "thread/start", thread_params)
+        thread_id = str(_field(response, "thread", "id"))
+        model = _field(response, "model")
+        if settings.model is None and isinstance(model, str):
+            settings.model = model
+        session = Session(
+            session_id=f"sess_{uuid.uuid4().hex[:12]}",
+            thread_id=thread_id,
+            settings=settings,
+            connection_key=key,
+        )
+        self._sessions[session.session_id] = session
+        self._by_thread[thread_id] = session
+        await self._start_turn(connection, session, turn)
+        return session
+
+    async def reply(self, session_id: str, turn: TurnRequest, warnings: list[str]) -> Session:
+        """Start the next turn of an idle or errored session."""
+        session = self.get(session_id)
+        if session.status == "cancelled":
+            raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled; start a new one")
+        if session.status not in ("idle", "error"):
+            raise CodexMcpError(
+                "SESSION_BUSY", f"session {session_id} is {session.status}; wait or interrupt it"
+            )
+        if turn.approval_policy is not None:
+            turn.approval_policy = _map_policy(turn.approval_policy, warnings)
+        connection = await self._connection_for(session)
+        for name in ("model", "approval_policy", "sandbox", "cwd"):
+            value = getattr(turn, name)
+            if value is not None:
+                setattr(session.settings, name, value)
+        await self._start_turn(connection, session, turn)
+        return session
+
+    async def _connection_for(self, session: Session) -> AppServerConnection:
+        child = self._children.get(session.connection_key)
+        if child is not None and not child.connection.closed:
+            return child.connection
+        connection = await self._connection(session.connection_key, session.settings.profile)
+        if session.settings.ephemeral:
+            raise CodexMcpError(
+                "SESSION_NOT_RUNNING",
+                "this ephemeral session's Codex process exited; its thread cannot resume",
+            )
+        resume: dict[str, Any] = {
+            "threadId": session.thread_id,
+            "cwd": session.settings.cwd,
+            "approvalPolicy": session.settings.approval_policy,
+            "sandbox": session.settings.sandbox,
+        }
+        if session.settings.model is not None:
+            resume["model"] = session.settings.model
+        await self._call(connection, "thread/resume", resume)
+        return connection
+
+    async def _start_turn(self, connection: AppServerConnection, session: Session, turn: TurnRequest) -> None:
+        session.begin_turn(has_output_schema=turn.output_schema is not None)
+        inputs: list[dict[str, Any]] = [{"type": "text", "text": turn.prompt}]
+        inputs += [{"type": "localImage", "path": path} for path in turn.images]
+        params: dict[str, Any] = {"threadId": session.thread_id, "input": inputs}
+        settings = session.settings
+        optional = {
+            "effort": turn.effort or settings.effort,
+            "summary": turn.summary or settings.summary,
+            "personality": turn.personality,
+            "outputSchema": turn.output_schema,
+            "model": turn.model,
+            "approvalPolicy": turn.approval_policy,
+            "cwd": turn.cwd,
+            "sandboxPolicy": _SANDBOX_POLICY.get(turn.sandbox) if turn.sandbox else None,
+        }
+        params.update({k: v for k, v in optional.items() if v is not None})
+        if turn.collaboration_mode is not None:
+            params["collaborationMode"] = {
+                "mode": turn.collaboration_mode,
+                "settings": {"model": settings.model},
+            }
+        session.buffer.append("progress", {"method": "codex-mcp/turn_requested", "phase": "starting"})
+        try:
+            response = await self._call(connection, "turn/start", params)
+        except CodexMcpError:
+            session.status = "error"
+            session.turn_finished.set()
+            raise
+        turn_id = _field(response, "turn", "id")
+        if isinstance(turn_id, str) and session.active_turn_id is None and session.status == "running":
+            session.active_turn_id = turn_id
+
+    async def _call(self, connection: AppServerConnection, method: str, params: dict[str, Any]) -> Any:
+        try:
+            return await connection.request(method, params, timeout_s=self._settings.request_timeout_s)
+        except AppServerRequestError as exc:
+            raise _codex_error(method, exc) from exc
+        except AppServerClosedError as exc:
+            raise CodexMcpError(
+                "APP_SERVER_START_FAILED", f"codex app-server exited during {method}: {exc}"
+            ) from exc
+
+    async def cancel(self, session_id: str, reason: str = "cancelled by the caller") -> Session:
+        """End a session for good: interrupt its turn, decline what it waits on."""
+        session = self.get(session_id)
+        if session.status == "cancelled":
+            return session
+        child = self._children.get(session.connection_key)
+        for request in list(session.pending.values()):
+            self._resolve(session, request, decision="cancel")
+            if child is not None:
+                with anyio.move_on_after(_ANSWER_TIMEOUT_S):
+                    await child.connection.respond(
+                        request.codex_id, approvals.declined_response(request.method)
+                    )
+        turn_id = session.active_turn_id
+        was_running = session.status in ("running", "waiting_approval")
+        session.status = "cancelled"
+        session.cancelled_at = now_iso()
+        session.cancelled_reason = reason
+        session.buffer.append(
+            "progress", {"method": "codex-mcp/cancelled", "message": "Session cancelled"}, pinned=True
+        )
+        if was_running:
+            finish_turn(session, status="cancelled", turn_id=turn_id, reason=reason)
+        if child is not None and turn_id is not None:
+            with anyio.move_on_after(_ANSWER_TIMEOUT_S):
+                try:
+                    await child.connection.request(
+                        "turn/interrupt",
+                        {"threadId": session.thread_id, "turnId": turn_id},
+                        timeout_s=_ANSWER_TIMEOUT_S,
+                    )
+                except (AppServerRequestError, AppServerClosedError, CodexMcpError):
+                    logger.info("interrupt during cancel failed", exc_info=True)
+        session.buffer.notify()
+        return session
+
+    async def interrupt(self, session_id: str) -> Session:
+        """Interrupt the running turn; the session goes idle when Codex confirms."""
+        session = self.get(session_id)
+        if session.status not in ("running", "waiting_approval"):
+            raise CodexMcpError(
+                "SESSION_NOT_RUNNING", f"session {session_id} is {session.status}, not running"
+            )
+        child = self._children.get(session.connection_key)
+        if child is None:
+            raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no live Codex process")
+        turn_id = session.active_turn_id
+        if turn_id is None:
+            raise CodexMcpError("SESSION_NOT_RUNNING", "the turn has not started yet; poll and retry")
+        await self._call(
+            child.connection, "turn/interrupt", {"threadId": session.thread_id, "turnId": turn_id}
+        )
+        return session
+
+    async def fork(self, session_id: str) -> Session:
+        """A new idle session on a fork of this session's thread, in the same Codex process."""
+        source = self.get(session_id)
+        if source.status == "cancelled":
+            raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
+        connection = await self._connection_for(source)
+        response = await self._call(connection, "thread/fork", {"threadId": source.thread_id})
+        thread_id = str(_field(response, "thread", "id"))
+        settings = ThreadSettings(**vars(source.settings))
+        fork = Session(
+            session_id=f"sess_{uuid.uuid4().hex[:12]}",
+            thread_id=thread_id,
+            settings=settings,
+            connection_key=source.connection_key,
+            status="idle",
+        )
+        fork.phase = "finished"
+        fork.buffer.append("progress", {"method": "codex-mcp/forked", "sourceSessionId": session_id})
+        self._sessions[fork.session_id] = fork
+        self._by_thread[thread_id] = fork
+        return fork
+
+    async def clean_background_terminals(self, session_id: str) -> Session:
+        """Stop the background terminals of the session's thread."""
+        session = self.get(session_id)
+        if session.status == "cancelled":
+            raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
+        connection = await self._connection_for(session)
+        await self._call(connection, "thread/backgroundTerminals/clean", {"threadId": session.thread_id})
+        session.buffer.append(
+            "progress",
+            {"method": "codex-mcp/background_terminals_cleaned", "message": "Background terminals cleaned"},
+            pinned=True,
+        )
+        return session
+
+    def clean(self, statuses: list[str], older_than_ms: int | None, dry_run: bool) -> list[str]:
+        """Ids of the finished sessions matching; removed unless `dry_run`."""
+        now = time.monotonic()
+        matched = [
+            session.session_id
+            for session in self._sessions.values()
+            if session.status in statuses
+            and session.status in TERMINAL
+            and (older_than_ms is None or (now - session.last_active_monotonic) * 1000 > older_than_ms)
+        ]
+        if not dry_run:
+            for session_id in matched:
+                session = self._sessions.pop(session_id)
+                if self._by_thread.get(session.thread_id) is session:
+                    del self._by_thread[session.thread_id]
+        return matched
+
+    async def respond_permission(
+        self,
+        session_id: str,
+        request_id: str,
+        *,
+        decision: str,
+        execpolicy_amendment: list[str] | None,
+        network_policy_amendment: dict[str, Any] | None,
+        deny_message: str | None,
+    ) -> Session:
+        """Answer an approval request."""
+        session = self.get(session_id)
+        request = self.pending_request(session, request_id)
+        if request.action_type != "approval":
+            raise CodexMcpError(
+                "INVALID_ARGUMENT",
+                f"{request_id} asks questions; answer it with respond_user_input",
+                field="action",
+            )
+        result = approvals.permission_response(
+            request.method,
+            request.params,
+            request.available_decisions,
+            decision=decision,
+            execpolicy_amendment=execpolicy_amendment,
+            network_policy_amendment=network_policy_amendment,
+        )
+        await self._answer(session, request, result, decision=decision, deny_message=deny_message)
+        return session
+
+    async def respond_user_input(self, session_id: str, request_id: str, answers: dict[str, Any]) -> Session:
+        """Answer a user-input request."""
+        session = self.get(session_id)
+        request = self.pending_request(session, request_id)
+        if request.action_type != "user_input":
+            raise CodexMcpError(
+                "INVALID_ARGUMENT",
+                f"{request_id} is an approval; answer it with respond_permission",
+                field="action",
+            )
+        await self._answer(session, request, approvals.user_input_response(answers), decision="answered")
+        return session
+
+    async def _answer(
+        self,
+        session: Session,
+        request: PendingRequest,
+        result: dict[str, Any],
+        *,
+        decision: str,
+        deny_message: str | None = None,
+    ) -> None:
+        child = self._children.get(session.connection_key)
+        if child is None:
+            raise CodexMcpError("SESSION_NOT_RUNNING", "the Codex process of this session has exited")
+        try:
+            await child.connection.respond(request.codex_id, result)
+        except AppServerClosedError as exc:
+            raise CodexMcpError("INTERNAL", f"could not deliver the answer: {exc}") from exc
+        self._resolve(session, request, decision=decision, deny_message=deny_message)
+        session.buffer.notify()
+
+    async def wait_for_result(
+        self,
+        session: Session,
+        timeout_s: float,
+        heartbeat: Callable[[float], Awaitable[None]],
+        heartbeat_s: float,
+    ) -> str:
+        """Wait until the turn ends, needs the caller, or time runs out: completed | needs_input | timeout."""
+        start = time.monotonic()
+        last_beat = start
+        while True:
+            if session.status in TERMINAL:
+                return "completed"
+            if session.pending:
+                return "needs_input"
+            now = time.monotonic()
+            remaining = timeout_s - (now - start)
+            if remaining <= 0:
+                return "timeout"
+            if now - last_beat >= heartbeat_s:
+                await heartbeat(now - start)
+                last_beat = now
+            version = session.buffer.version
+            await session.buffer.wait_for_change(version, min(remaining, heartbeat_s - (now - last_beat)))
+
+
+class _Router:
+    """The handler of one app-server child: routes its messages to the manager."""
+
+    def __init__(self, manager: SessionManager, key: str) -> None:
+        self._manager = manager
+        self._key = key
+
+    async def on_notification(self, message: Notification) -> None:
+        self._manager.on_notification(message)
+
+    async def on_server_request(self, message: ServerRequest) -> None:
+        await self._manager.on_server_request(self._key, message)
+
+    async def on_unknown(self, message: UnknownMessage) -> None:
+        logger.warning(
+            "unrecognised message from codex app-server (%s): %.200s", message.reason, message.line
+        )
+
+    async def on_closed(self, reason: str, stderr_tail: str) -> None:
+        self._manager.on_child_closed(self._key, reason, stderr_tail)
+
+
+def _field(response: object, *names: str) -> object:
+    """A nested field of a Codex result, typed model or raw JSON alike (None when absent)."""
+    value: object = response
+    for name in names:
+        value = cast(dict[str, object], value).get(name) if isinstance(value, dict) else getattr(value, name, None)
+    return value
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,235 @@
+"""One session: its settings, state, pending requests from Codex, and the hints tools return."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import anyio
+
+from codex_mcp.sessions.buffer import EventBuffer
+from codex_mcp.sessions.events import now_iso
+
+SessionStatus = Literal["running", "waiting_approval", "idle", "error", "cancelled"]
+ActionType = Literal["approval", "user_input"]
+
+TERMINAL: Final[frozenset[SessionStatus]] = frozenset({"idle", "error", "cancelled"})
+# Poll hints (ms): a running turn rarely needs attention sooner; a pending approval does.
+POLL_RUNNING_MS: Final = 120_000
+POLL_WAITING_MS: Final = 1_000
+
+
+@dataclass
+class ThreadSettings:
+    """What a session was started with; reply overrides of model/policy/sandbox/cwd stick here."""
+
+    approval_policy: str
+    sandbox: str
+    cwd: str
+    model: str | None = None
+    profile: str | None = None
+    effort: str | None = None
+    summary: str | None = None
+    personality: str | None = None
+    config: dict[str, Any] | None = None
+    ephemeral: bool = False
+    approval_timeout_s: float = 60.0
+    base_instructions: str | None = None
+    developer_instructions: str | None = None
+
+
+@dataclass
+class PendingRequest:
+    """A request from Codex waiting for the caller's answer."""
+
+    request_id: str
+    codex_id: str | int
+    method: str
+    action_type: ActionType
+    kind: str
+    params: dict[str, Any]
+    created_at: str
+    expires_at: str
+    available_decisions: list[str] | None
+    timeout_scope: anyio.CancelScope | None = None
+
+    def to_action(self) -> dict[str, Any]:
+        """The entry `actions[]` shows for it."""
+        action: dict[str, Any] = {
+            "type": self.action_type,
+            "requestId": self.request_id,
+            "kind": self.kind,
+            "params": self.params,
+            "createdAt": self.created_at,
+            "expiresAt": self.expires_at,
+        }
+        for key in ("itemId", "reason", "questions", "command", "cwd"):
+            value = self.params.get(key)
+            if value is not None:
+                action[key] = value
+        if self.available_decisions is not None:
+            action["availableDecisions"] = self.available_decisions
+        return action
+
+
+@dataclass
+class TokenTotals:
+    """Token usage of the session so far, as Codex last reported it."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    total_tokens: int = 0
+    seen: bool = False
+
+    def to_json(self) -> dict[str, int]:
+        """The `TokenUsage` shape of our schemas."""
+        return {
+            "inputTokens": self.input_tokens,
+            "cachedInputTokens": self.cached_input_tokens,
+            "outputTokens": self.output_tokens,
+            "reasoningOutputTokens": self.reasoning_output_tokens,
+            "totalTokens": self.total_tokens,
+        }
+
+
+@dataclass
+class Session:
+    """A Codex thread we drive, and everything a poll needs to answer about it."""
+
+    session_id: str
+    thread_id: str
+    settings: ThreadSettings
+    connection_key: str
+    status: SessionStatus = "running"
+    created_at: str = field(default_factory=now_iso)
+    last_active_at: str = field(default_factory=now_iso)
+    last_active_monotonic: float = field(default_factory=time.monotonic)
+    buffer: EventBuffer = field(default_factory=EventBuffer)
+    last_cursor: int = 0
+    active_turn_id: str | None = None
+    turn_has_output_schema: bool = False
+    turn_agent_messages: list[str] = field(default_factory=lambda: [])
+    turn_error: dict[str, Any] | None = None
+    reconnecting_since: float | None = None
+    pending: dict[str, PendingRequest] = field(default_factory=lambda: {})
+    result: dict[str, Any] | None = None
+    completed_at: str | None = None
+    tokens: TokenTotals = field(default_factory=TokenTotals)
+    phase: str = "starting"
+    last_method: str | None = None
+    cancelled_at: str | None = None
+    cancelled_reason: str | None = None
+    turn_finished: anyio.Event = field(default_factory=anyio.Event)
+
+    def touch(self) -> None:
+        """Record activity (for TTLs and `lastActiveAt`)."""
+        self.last_active_at = now_iso()
+        self.last_active_monotonic = time.monotonic()
+
+    def begin_turn(self, *, has_output_schema: bool) -> None:
+        """Reset per-turn state before a new turn starts."""
+        self.status = "running"
+        self.phase = "starting"
+        self.active_turn_id = None
+        self.turn_has_output_schema = has_output_schema
+        self.turn_agent_messages = []
+        self.turn_error = None
+        self.reconnecting_since = None
+        self.result = None
+        self.completed_at = None
+        self.turn_finished = anyio.Event()
+        self.touch()
+
+    def refresh_status(self) -> None:
+        """running <-> waiting_approval as requests come and go; terminal states stay."""
+        if self.status in TERMINAL:
+            return
+        self.status = "waiting_approval" if self.pending else "running"
+
+    # --- hints -------------------------------------------------------------------
+
+    def interaction_state(self) -> str:
+        """working | waiting_input | finished."""
+        if self.status in TERMINAL:
+            return "finished"
+        return "waiting_input" if self.pending else "working"
+
+    def recommended_next_action(self) -> str:
+        """poll | respond_permission | respond_user_input | none."""
+        if self.status in TERMINAL:
+            return "none"
+        for request in self.pending.values():
+            return "respond_user_input" if request.action_type == "user_input" else "respond_permission"
+        return "poll"
+
+    def poll_interval_ms(self) -> int | None:
+        """Suggested wait before the next poll; None when nothing more will happen."""
+        if self.status in TERMINAL:
+            return None
+        return POLL_WAITING_MS if self.pending else POLL_RUNNING_MS
+
+    def progress(self) -> dict[str, Any]:
+        """The `Progress` hint."""
+        phase = self.phase
+        if self.status == "waiting_approval":
+            phase = (
+                "waiting_input"
+                if self.recommended_next_action() == "respond_user_input"
+                else "waiting_approval"
+            )
+        elif self.status in TERMINAL:
+            phase = "finished"
+        progress: dict[str, Any] = {"phase": phase, "pendingActions": len(self.pending)}
+        if self.last_method is not None:
+            progress["lastMethod"] = self.last_method
+        if self.tokens.seen:
+            progress["tokens"] = self.tokens.to_json()
+        return progress
+
+    def hints(self) -> dict[str, Any]:
+        """status, pollInterval, progress, interactionState, recommendedNextAction."""
+        hints: dict[str, Any] = {
+            "status": self.status,
+            "progress": self.progress(),
+            "interactionState": self.interaction_state(),
+            "recommendedNextAction": self.recommended_next_action(),
+        }
+        interval = self.poll_interval_ms()
+        if interval is not None:
+            hints["pollInterval"] = interval
+        return hints
+
+    def actions(self) -> list[dict[str, Any]]:
+        """Pending requests as `actions[]`, oldest first."""
+        return [request.to_action() for request in self.pending.values()]
+
+    def public_info(self, *, include_sensitive: bool) -> dict[str, Any]:
+        """The `SessionInfo` of `codex_session` list/get."""
+        info: dict[str, Any] = {
+            "sessionId": self.session_id,
+            "status": self.status,
+            "createdAt": self.created_at,
+            "lastActiveAt": self.last_active_at,
+            "approvalPolicy": self.settings.approval_policy,
+            "sandbox": self.settings.sandbox,
+            "backend": "app-server",
+            "pendingRequestCount": len(self.pending),
+            "canResume": not self.settings.ephemeral,
+        }
+        if self.settings.model is not None:
+            info["model"] = self.settings.model
+        if self.cancelled_at is not None:
+            info["cancelledAt"] = self.cancelled_at
+        if self.cancelled_reason is not None:
+            info["cancelledReason"] = self.cancelled_reason
+        if include_sensitive:
+            info["threadId"] = self.thread_id
+            info["cwd"] = self.settings.cwd
+            if self.settings.profile is not None:
+                info["profile"] = self.settings.profile
+            if self.settings.config is not None:
+                info["config"] = self.settings.config
+        return info

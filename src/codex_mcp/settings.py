@@ -1,0 +1,110 @@
+"""Server settings from the environment, and where the Codex executable is."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_mcp.errors import CodexMcpError
+
+# Codex names tried on PATH when neither CODEX_MCP_PATH nor CODEX_MCP_COMMAND is set.
+_PATH_CANDIDATES = ("codex", "codex-internal")
+
+
+@dataclass(frozen=True)
+class CodexExecutable:
+    """The Codex binary to run and how it was found."""
+
+    path: Path
+    source: str
+
+
+def _bundled_codex() -> Path | None:
+    try:
+        import codex_cli_bin  # pyright: ignore[reportMissingTypeStubs]  # noqa: PLC0415 - optional extra
+    except ImportError:
+        return None
+    path = Path(codex_cli_bin.bundled_codex_path())
+    return path if path.is_file() else None
+
+
+def resolve_codex(env: dict[str, str] | None = None) -> CodexExecutable:
+    """CODEX_MCP_PATH > CODEX_MCP_COMMAND > `codex`/`codex-internal` on PATH > the bundled wheel.
+
+    Raises:
+        CodexMcpError: INVALID_ARGUMENT naming the variable when a setting is wrong,
+            APP_SERVER_START_FAILED when no Codex is found at all.
+    """
+    environ = os.environ if env is None else env
+    explicit_path = environ.get("CODEX_MCP_PATH", "").strip()
+    command = environ.get("CODEX_MCP_COMMAND", "").strip()
+    if explicit_path and command:
+        raise CodexMcpError(
+            "INVALID_ARGUMENT", "CODEX_MCP_PATH and CODEX_MCP_COMMAND are mutually exclusive; set one"
+        )
+    search_path = environ.get("PATH")
+    if explicit_path:
+        path = Path(explicit_path).expanduser().resolve()
+        if not path.is_file():
+            raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_PATH={explicit_path}: no such file")
+        if not os.access(path, os.X_OK):
+            raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_PATH={explicit_path}: not executable")
+        return CodexExecutable(path, "CODEX_MCP_PATH")
+    if command:
+        if os.sep in command:
+            raise CodexMcpError(
+                "INVALID_ARGUMENT", f"CODEX_MCP_COMMAND={command}: give a bare name, not a path"
+            )
+        found = shutil.which(command, path=search_path)
+        if found is None:
+            raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_COMMAND={command}: not found on PATH")
+        return CodexExecutable(Path(found), "CODEX_MCP_COMMAND")
+    for name in _PATH_CANDIDATES:
+        found = shutil.which(name, path=search_path)
+        if found is not None:
+            return CodexExecutable(Path(found), "PATH")
+    bundled = _bundled_codex()
+    if bundled is not None:
+        return CodexExecutable(bundled, "bundled")
+    raise CodexMcpError(
+        "APP_SERVER_START_FAILED",
+        "no Codex executable: install Codex, put `codex` on PATH, set CODEX_MCP_PATH, "
+        "or install codex-mcp[codex]",
+    )
+
+
+def _env_ms(name: str, default_ms: int, env: dict[str, str]) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default_ms / 1000
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CodexMcpError("INVALID_ARGUMENT", f"{name}={raw}: expected milliseconds") from None
+    if value <= 0:
+        raise CodexMcpError("INVALID_ARGUMENT", f"{name}={raw}: must be positive")
+    return value / 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment."""
+
+    # Seconds a turn may spend in Codex's reconnect loop before we fail it.
+    reconnect_timeout_s: float
+    # Seconds an app-server request (thread/start, turn/start, ...) may take.
+    request_timeout_s: float
+    # Seconds between progress notifications while a call waits (clients time out idle calls).
+    heartbeat_s: float
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read CODEX_MCP_* variables."""
+        environ = dict(os.environ if env is None else env)
+        return cls(
+            reconnect_timeout_s=_env_ms("CODEX_MCP_RECONNECT_TIMEOUT_MS", 120_000, environ),
+            request_timeout_s=_env_ms("CODEX_MCP_REQUEST_TIMEOUT_MS", 90_000, environ),
+            heartbeat_s=_env_ms("CODEX_MCP_HEARTBEAT_MS", 15_000, environ),
+        )

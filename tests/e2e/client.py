@@ -1,0 +1,125 @@
+"""A real MCP client talking to our server over stdio, with the server driving the real Codex.
+
+`McpServerUnderTest.call` goes through the MCP SDK's `call_tool`, which validates every successful
+result's structuredContent against the output schema we advertise, so each call in the e2e suite
+checks the contract as a side effect.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.harness.codex_env import CodexEnv
+
+# A turn against the mock takes well under a second; this bounds a stuck one.
+TURN_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ToolError:
+    """The parts of an `isError` result."""
+
+    code: str
+    message: str
+    field: str | None
+    text: str
+
+
+@dataclass
+class McpServerUnderTest:
+    """One running codex-mcp server and its client session."""
+
+    session: ClientSession
+
+    async def raw_call(self, tool: str, arguments: dict[str, Any], **kwargs: Any) -> types.CallToolResult:
+        """call_tool as the SDK does it (structured output validated on success)."""
+        return await self.session.call_tool(tool, arguments, **kwargs)
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A successful call's structuredContent (asserting text content carries the same JSON)."""
+        result = await self.raw_call(tool, arguments)
+        assert not result.is_error, result.content
+        structured = result.structured_content
+        assert isinstance(structured, dict)
+        text = result.content[0]
+        assert isinstance(text, types.TextContent)
+        assert json.loads(text.text) == structured
+        return structured
+
+    async def error(self, tool: str, arguments: dict[str, Any]) -> ToolError:
+        """A failed call's error parts (asserting the text and structured forms agree)."""
+        result = await self.raw_call(tool, arguments)
+        assert result.is_error
+        structured = result.structured_content
+        assert isinstance(structured, dict)
+        error = structured["error"]
+        text = result.content[0]
+        assert isinstance(text, types.TextContent)
+        assert text.text == f"Error [{error['code']}]: {error['message']}"
+        return ToolError(error["code"], error["message"], error.get("field"), text.text)
+
+    async def poll_until(
+        self,
+        session_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        *,
+        timeout_s: float = TURN_TIMEOUT_S,
+        max_events: int = 50,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Long-poll until `done(poll)`; returns the last poll and every event seen."""
+        seen: list[dict[str, Any]] = []
+        with anyio.fail_after(timeout_s):
+            while True:
+                poll = await self.call(
+                    "codex_check",
+                    {
+                        "action": "poll",
+                        "sessionId": session_id,
+                        "maxEvents": max_events,
+                        "responseMode": "full",
+                        "pollOptions": {"waitMs": 2000},
+                    },
+                )
+                seen += poll["events"]
+                if done(poll):
+                    return poll, seen
+
+    async def run_to_end(self, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Poll until the session is idle, error or cancelled."""
+        return await self.poll_until(session_id, lambda p: p["status"] in ("idle", "error", "cancelled"))
+
+
+def server_env(codex_env: CodexEnv, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of our server: Codex's isolated one, plus where the pinned Codex is."""
+    env = codex_env.env()
+    env["CODEX_MCP_PATH"] = str(codex_env.binary)
+    env["CODEX_MCP_LOG_LEVEL"] = "INFO"
+    env.update(extra or {})
+    return env
+
+
+@asynccontextmanager
+async def running_server(
+    codex_env: CodexEnv, extra_env: Mapping[str, str] | None = None
+) -> AsyncGenerator[McpServerUnderTest]:
+    """Start `python -m codex_mcp` as a real stdio MCP server and initialise a client session."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "codex_mcp"],
+        env=server_env(codex_env, extra_env),
+        cwd=str(codex_env.workspace),
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        with anyio.fail_after(30):
+            await session.initialize()
+        yield McpServerUnderTest(session)
