@@ -48,8 +48,7 @@ _MAX_LISTED_PROBLEMS: Final = 3
 class AppState:
     """What the lifespan hands every request."""
 
-    manager: SessionManager | None
-    startup_error: CodexMcpError | None
+    manager_or_error: SessionManager | CodexMcpError
     settings: Settings
 
 
@@ -60,10 +59,10 @@ async def _lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
         codex: CodexExecutable = resolve_codex()
     except CodexMcpError as exc:
         logger.error("%s", exc)
-        yield AppState(None, exc, settings)
+        yield AppState(exc, settings)
         return
     async with SessionManager.open(codex, settings) as manager:
-        yield AppState(manager, None, settings)
+        yield AppState(manager, settings)
 
 
 async def _list_tools(
@@ -99,11 +98,8 @@ async def _call_tool(
             )
         arguments = _validated(name, dict(params.arguments or {}))
         state = ctx.lifespan_context
-        if state.manager is None and name != "codex_setup":
-            assert state.startup_error is not None
-            raise state.startup_error
         call = handlers.Call(
-            manager=state.manager,  # type: ignore[arg-type]
+            manager_or_error=state.manager_or_error,
             report_progress=_progress_reporter(ctx),
             heartbeat_s=state.settings.heartbeat_s,
         )

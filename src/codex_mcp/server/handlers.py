@@ -28,12 +28,19 @@ _DEFAULT_CLEAN_STATUSES: Final = ["error", "cancelled"]
 class Call:
     """What a handler may use besides its arguments."""
 
-    manager: SessionManager
+    manager_or_error: SessionManager | CodexMcpError
     report_progress: Callable[[float, str], Awaitable[None]]
     # Progress notifications while waiting keep clients with idle timeouts from giving up.
     heartbeat_s: float = 15.0
     backend_mode: str = "app-server"
     backend_source: str = "default"
+
+    @property
+    def manager(self) -> SessionManager:
+        """The session manager; raises why there is none (no Codex) when the server has none."""
+        if isinstance(self.manager_or_error, CodexMcpError):
+            raise self.manager_or_error
+        return self.manager_or_error
 
 
 def _existing_dir(raw: str | None, field: str) -> str:

@@ -673,7 +673,10 @@ def _field(response: object, *names: str) -> object:
     """A nested field of a Codex result, typed model or raw JSON alike (None when absent)."""
     value: object = response
     for name in names:
-        value = cast(dict[str, object], value).get(name) if isinstance(value, dict) else getattr(value, name, None)
+        if isinstance(value, dict):
+            value = cast(dict[str, object], value).get(name)
+        else:
+            value = getattr(value, name, None)
     return value
 
 

@@ -1,0 +1,84 @@
+"""Which Codex the server runs: CODEX_MCP_PATH > CODEX_MCP_COMMAND > PATH > the bundled wheel."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.settings import Settings, resolve_codex
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\necho codex-cli 9.9.9\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_codex_mcp_path_wins_over_path(tmp_path: Path) -> None:
+    chosen = _executable(tmp_path / "opt" / "codex")
+    _executable(tmp_path / "bin" / "codex")
+    found = resolve_codex({"CODEX_MCP_PATH": str(chosen), "PATH": str(tmp_path / "bin")})
+    assert found.path == chosen.resolve()
+    assert found.source == "CODEX_MCP_PATH"
+
+
+def test_codex_mcp_command_is_looked_up_on_path(tmp_path: Path) -> None:
+    internal = _executable(tmp_path / "bin" / "codex-internal")
+    _executable(tmp_path / "bin" / "codex")
+    found = resolve_codex({"CODEX_MCP_COMMAND": "codex-internal", "PATH": str(tmp_path / "bin")})
+    assert found.path == internal
+    assert found.source == "CODEX_MCP_COMMAND"
+
+
+def test_codex_then_codex_internal_are_tried_on_path(tmp_path: Path) -> None:
+    internal = _executable(tmp_path / "bin" / "codex-internal")
+    assert resolve_codex({"PATH": str(tmp_path / "bin")}).path == internal
+    codex = _executable(tmp_path / "bin" / "codex")
+    assert resolve_codex({"PATH": str(tmp_path / "bin")}).path == codex
+
+
+def test_the_bundled_codex_is_the_last_resort(tmp_path: Path) -> None:
+    found = resolve_codex({"PATH": str(tmp_path / "empty")})
+    assert found.source == "bundled"
+    assert found.path.name == "codex"
+
+
+def test_setting_both_variables_is_an_error_naming_them(tmp_path: Path) -> None:
+    with pytest.raises(CodexMcpError, match="CODEX_MCP_PATH and CODEX_MCP_COMMAND"):
+        resolve_codex({"CODEX_MCP_PATH": "/x", "CODEX_MCP_COMMAND": "codex"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CODEX_MCP_PATH": "/no/such/codex"}, "CODEX_MCP_PATH=/no/such/codex: no such file"),
+        (
+            {"CODEX_MCP_COMMAND": "no-such-codex", "PATH": "/nonexistent"},
+            "CODEX_MCP_COMMAND=no-such-codex: not found",
+        ),
+        ({"CODEX_MCP_COMMAND": "bin/codex"}, "give a bare name"),
+    ],
+)
+def test_bad_settings_say_which_variable_is_wrong(env: dict[str, str], message: str) -> None:
+    with pytest.raises(CodexMcpError) as caught:
+        resolve_codex(env)
+    assert message in caught.value.message
+
+
+def test_a_path_that_is_not_executable_is_refused(tmp_path: Path) -> None:
+    plain = tmp_path / "codex"
+    plain.write_text("not a program")
+    with pytest.raises(CodexMcpError, match="not executable"):
+        resolve_codex({"CODEX_MCP_PATH": str(plain)})
+
+
+def test_durations_are_read_in_milliseconds_and_bad_values_name_the_variable() -> None:
+    settings = Settings.from_env({"CODEX_MCP_RECONNECT_TIMEOUT_MS": "1500", "CODEX_MCP_HEARTBEAT_MS": "200"})
+    assert settings.reconnect_timeout_s == 1.5
+    assert settings.heartbeat_s == 0.2
+    with pytest.raises(CodexMcpError, match="CODEX_MCP_HEARTBEAT_MS=soon"):
+        Settings.from_env({"CODEX_MCP_HEARTBEAT_MS": "soon"})
