@@ -71,8 +71,8 @@ def test_mcp_tool_call_approvals_answer_as_elicitation_actions() -> None:
 
 
 def test_available_decisions_objects_are_named_by_their_key() -> None:
-    params = {
-        "availableDecisions": ["accept", {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": []}}]
+    params: dict[str, object] = {
+        "availableDecisions": ["accept", {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["git"]}}]
     }
     assert approvals.offered_decisions(params) == ["accept", "acceptWithExecpolicyAmendment"]
     assert approvals.offered_decisions({}) is None
