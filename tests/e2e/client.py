@@ -12,12 +12,13 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.dispatcher import ProgressFnT
 
 from tests.harness.codex_env import CodexEnv
 
@@ -41,16 +42,17 @@ class McpServerUnderTest:
 
     session: ClientSession
 
-    async def raw_call(self, tool: str, arguments: dict[str, Any], **kwargs: Any) -> types.CallToolResult:
+    async def raw_call(
+        self, tool: str, arguments: dict[str, Any], progress_callback: ProgressFnT | None = None
+    ) -> types.CallToolResult:
         """call_tool as the SDK does it (structured output validated on success)."""
-        return await self.session.call_tool(tool, arguments, **kwargs)
+        return await self.session.call_tool(tool, arguments, progress_callback=progress_callback)
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """A successful call's structuredContent (asserting text content carries the same JSON)."""
         result = await self.raw_call(tool, arguments)
         assert not result.is_error, result.content
-        structured = result.structured_content
-        assert isinstance(structured, dict)
+        structured = _structured(result)
         text = result.content[0]
         assert isinstance(text, types.TextContent)
         assert json.loads(text.text) == structured
@@ -60,9 +62,7 @@ class McpServerUnderTest:
         """A failed call's error parts (asserting the text and structured forms agree)."""
         result = await self.raw_call(tool, arguments)
         assert result.is_error
-        structured = result.structured_content
-        assert isinstance(structured, dict)
-        error = structured["error"]
+        error: dict[str, Any] = _structured(result)["error"]
         text = result.content[0]
         assert isinstance(text, types.TextContent)
         assert text.text == f"Error [{error['code']}]: {error['message']}"
@@ -97,6 +97,12 @@ class McpServerUnderTest:
     async def run_to_end(self, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Poll until the session is idle, error or cancelled."""
         return await self.poll_until(session_id, lambda p: p["status"] in ("idle", "error", "cancelled"))
+
+
+def _structured(result: types.CallToolResult) -> dict[str, Any]:
+    structured = result.structured_content
+    assert isinstance(structured, dict)
+    return cast(dict[str, Any], structured)
 
 
 def server_env(codex_env: CodexEnv, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -29,10 +29,6 @@ def _start(prompt: str, **extra: Any) -> dict[str, Any]:
     return {"prompt": prompt, "approvalPolicy": "never", "sandbox": "workspace-write", **extra}
 
 
-def _is_idle(poll: dict[str, Any]) -> bool:
-    return poll["status"] == "idle"
-
-
 def _has_action(poll: dict[str, Any]) -> bool:
     return bool(poll.get("actions"))
 
@@ -422,7 +418,9 @@ async def test_a_long_wait_does_not_block_other_calls(codex_env: CodexEnv) -> No
 
         async def long_wait() -> None:
             start = anyio.current_time()
-            started.update(await mcp.call("codex", _start("scenario:slow long", advanced={"waitForResult": 3000})))
+            started.update(
+                await mcp.call("codex", _start("scenario:slow long", advanced={"waitForResult": 3000}))
+            )
             timings["long"] = anyio.current_time() - start
 
         async def quick() -> None:
