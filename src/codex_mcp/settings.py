@@ -98,6 +98,8 @@ class Settings:
     request_timeout_s: float
     # Seconds between progress notifications while a call waits (clients time out idle calls).
     heartbeat_s: float
+    # Check every tool result against its published output schema (tests; costs ~0.5 ms a call).
+    validate_output: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -107,4 +109,5 @@ class Settings:
             reconnect_timeout_s=_env_ms("CODEX_MCP_RECONNECT_TIMEOUT_MS", 120_000, environ),
             request_timeout_s=_env_ms("CODEX_MCP_REQUEST_TIMEOUT_MS", 90_000, environ),
             heartbeat_s=_env_ms("CODEX_MCP_HEARTBEAT_MS", 15_000, environ),
+            validate_output=environ.get("CODEX_MCP_VALIDATE_OUTPUT", "") == "1",
         )

@@ -110,6 +110,7 @@ def server_env(codex_env: CodexEnv, extra: Mapping[str, str] | None = None) -> d
     env = codex_env.env()
     env["CODEX_MCP_PATH"] = str(codex_env.binary)
     env["CODEX_MCP_LOG_LEVEL"] = "INFO"
+    env["CODEX_MCP_VALIDATE_OUTPUT"] = "1"
     env.update(extra or {})
     return env
 

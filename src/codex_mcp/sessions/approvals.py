@@ -116,8 +116,10 @@ def permission_response(
             "scope": "session" if decision == "acceptForSession" else "turn",
         }
     if method == "mcpServer/elicitation/request":
-        action = "accept" if decision in ("accept", "acceptForSession") else decision
-        return {"action": action, "content": {} if action == "accept" else None}
+        if decision == "acceptForSession":
+            # Codex's MCP tool-call approvals remember a session-wide yes through `_meta.persist`.
+            return {"action": "accept", "content": {}, "_meta": {"persist": "session"}}
+        return {"action": decision, "content": {} if decision == "accept" else None}
     if decision == "acceptWithExecpolicyAmendment":
         return {"decision": {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": execpolicy_amendment}}}
     if decision == "applyNetworkPolicyAmendment":

@@ -118,6 +118,10 @@ def _error(session: Session, params: Params) -> None:
 
 
 def _turn_completed(session: Session, params: Params) -> None:
+    if session.turn_finished.is_set():
+        # We already ended this turn (reconnect timeout, child exit); Codex's own end is just news.
+        session.buffer.append("progress", _event_data("turn/completed", params))
+        return
     turn = _obj(params.get("turn"))
     status = str(turn.get("status", "completed"))
     finish_turn(session, status=status, turn_id=turn.get("id"), turn=turn)

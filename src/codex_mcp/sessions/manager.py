@@ -177,7 +177,8 @@ class SessionManager:
             return
         if session.status == "cancelled" and message.method in ("turn/started", "turn/completed", "error"):
             return
-        if message.method in DELTA_METHODS or message.method.startswith("item/"):
+        # Codex re-streams the partial item on every retry, so only a finished item shows recovery.
+        if message.method == "item/completed":
             session.reconnecting_since = None
         ingest_notification(session, message.method, params)
         session.buffer.notify()

@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any, cast
 
 import jsonschema
+from pydantic import ValidationError
 
 from codex_mcp._generated.registry import TOOLS
 from codex_mcp._generated.tool_definitions import TOOL_DEFINITIONS
@@ -16,6 +17,7 @@ from codex_mcp._generated.tools import (
     CodexSessionInput,
     CodexSetupInput,
 )
+from codex_mcp.errors import CodexMcpError
 
 __all__ = [
     "TOOL_NAMES",
@@ -26,6 +28,7 @@ __all__ = [
     "CodexSetupInput",
     "input_problems",
     "output_problems",
+    "parse_input",
     "tool_definition",
     "tool_models",
 ]
@@ -45,7 +48,48 @@ def tool_models(name: str) -> tuple[Any, Any]:
 
 @cache
 def _validator(name: str, key: str) -> Any:
-    return jsonschema.Draft202012Validator(TOOL_DEFINITIONS[name][key])
+    schema = TOOL_DEFINITIONS[name]
+    if key == "rules":  # only the input schema's cross-field rules: cheap to check on every call
+        return jsonschema.Draft202012Validator({"allOf": schema["inputSchema"].get("allOf", [])})
+    return jsonschema.Draft202012Validator(schema[key])
+
+
+_MAX_LISTED_PROBLEMS = 3
+
+
+def parse_input(name: str, arguments: dict[str, Any]) -> Any:
+    """`arguments` as the tool's generated input model, or INVALID_ARGUMENT naming the field.
+
+    The strict model check is the fast path (microseconds); the published schema is consulted for
+    the cross-field rules the model cannot hold, and to word the error when the model refuses.
+
+    Raises:
+        CodexMcpError: INVALID_ARGUMENT with `field` set.
+    """
+    model = TOOLS[name][0]
+    try:
+        parsed = model.model_validate(arguments, strict=True)
+    except ValidationError as exc:
+        _raise_first(input_problems(name, arguments) or [_pydantic_problem(exc)])
+        raise  # unreachable: _raise_first raised
+    rules = _validator(name, "rules")
+    _raise_first([_describe(error, arguments) for error in rules.iter_errors(arguments)])
+    return parsed
+
+
+def _raise_first(problems: list[tuple[str, str]]) -> None:
+    if not problems:
+        return
+    field, message = problems[0]
+    extra = [text for _, text in problems[1:_MAX_LISTED_PROBLEMS]]
+    detail = message + (f" (also: {'; '.join(extra)})" if extra else "")
+    raise CodexMcpError("INVALID_ARGUMENT", detail, field=field)
+
+
+def _pydantic_problem(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    field = _json_path(list(first["loc"]))
+    return field, f"{field}: {first['msg']}"
 
 
 def input_problems(name: str, arguments: object) -> list[tuple[str, str]]:
