@@ -31,7 +31,7 @@ from codex_mcp.backends.app_server import (
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.sessions import approvals
 from codex_mcp.sessions.events import now_iso
-from codex_mcp.sessions.ingest import DELTA_METHODS, finish_turn, ingest_notification
+from codex_mcp.sessions.ingest import finish_turn, ingest_notification
 from codex_mcp.sessions.session import TERMINAL, PendingRequest, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
