@@ -181,7 +181,7 @@ def test_invalid_arguments_are_rejected_by_the_published_schema_naming_the_field
     validator = jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"])
     errors = error_texts(validator, arguments)
     assert errors
-    assert any(field.split(".")[-1] in error for error in errors), errors
+    assert any(field.rsplit(".", maxsplit=1)[-1] in error for error in errors), errors
 
 
 def _structural(schema: dict[str, Any]) -> dict[str, Any]:

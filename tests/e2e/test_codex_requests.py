@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +43,9 @@ ECHO_TEXT: Final = "PING-7"
 PERMISSIONS_REASON: Final = "The mock model needs the network to fetch a package."
 # Codex's answer to the model when an MCP tool-call approval is declined (0.163).
 MCP_REJECTED: Final = "user rejected MCP tool call"
+MCP_NEEDS_APPROVAL: Final = "MCP tool call requires approval, but approval policy is never"
+# Bound on one test's whole conversation with our server (a turn against the mock takes ~1 s).
+TEST_BOUND_S: Final = 90.0
 RECONNECT_TIMEOUT_MS: Final = 1500
 # The watchdog looks once a second; the interrupt and a poll add a little more.
 RECONNECT_SLACK_S: Final = 2.0
@@ -55,7 +59,9 @@ def anyio_backend() -> str:
 # --- mock model scripts ---------------------------------------------------------------------
 
 
-def _namespaced_call(call_id: str, namespace: str, name: str, arguments: Mapping[str, object]) -> list[SseEvent]:
+def _namespaced_call(
+    call_id: str, namespace: str, name: str, arguments: Mapping[str, object]
+) -> list[SseEvent]:
     """A `function_call` output item for a tool Codex offers inside a namespace (MCP tools)."""
     item: dict[str, object] = {
         "type": "function_call",
@@ -95,7 +101,9 @@ def _mcp_echo_twice(body: Mapping[str, object], options: ScenarioOptions) -> Rep
     rid = f"resp_mcp_echo_twice_{conv.user_turn}_{conv.step}"
     if conv.step < 2:
         call_id = f"call_mcp_echo_twice_{conv.user_turn}_{conv.step}"
-        return _reply(rid, _namespaced_call(call_id, "mcp__echo", "echo", {"text": f"{ECHO_TEXT}-{conv.step}"}))
+        return _reply(
+            rid, _namespaced_call(call_id, "mcp__echo", "echo", {"text": f"{ECHO_TEXT}-{conv.step}"})
+        )
     return _final(rid, " | ".join(conv.outputs))
 
 
@@ -105,7 +113,9 @@ def _permissions(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
     rid = f"resp_permissions_{conv.user_turn}_{conv.step}"
     if conv.step == 0:
         arguments = {"permissions": {"network": {"enabled": True}}, "reason": PERMISSIONS_REASON}
-        return _reply(rid, function_call_events(f"call_permissions_{conv.user_turn}", "request_permissions", arguments))
+        return _reply(
+            rid, function_call_events(f"call_permissions_{conv.user_turn}", "request_permissions", arguments)
+        )
     return _final(rid, f"Granted: {conv.outputs[-1]}")
 
 
@@ -139,12 +149,15 @@ def scripted_model(mock_model: MockModelServer) -> MockModelServer:
     return mock_model
 
 
-def _echo_server_toml(echo_log: Path) -> str:
-    return (
-        "[mcp_servers.echo]\n"
-        f"command = {json.dumps(sys.executable)}\n"
-        f"args = [{json.dumps(str(ECHO_SERVER))}]\n"
-        f"env = {{ ECHO_MCP_CALL_LOG = {json.dumps(str(echo_log))} }}\n"
+def _echo_server_toml(echo_log: Path, *options: str) -> str:
+    return "\n".join(
+        [
+            "[mcp_servers.echo]",
+            f"command = {json.dumps(sys.executable)}",
+            f"args = [{json.dumps(str(ECHO_SERVER))}]",
+            *options,
+            f"env = {{ ECHO_MCP_CALL_LOG = {json.dumps(str(echo_log))} }}",
+        ]
     )
 
 
@@ -160,6 +173,17 @@ def echo_env(tmp_path: Path, scripted_model: MockModelServer, echo_log: Path) ->
 
 
 @pytest.fixture
+def approved_echo_env(tmp_path: Path, scripted_model: MockModelServer, echo_log: Path) -> CodexEnv:
+    """Like `echo_env`, with the server's tools pre-approved (`default_tools_approval_mode`)."""
+    return create_codex_env(
+        tmp_path / "codex-echo-approved",
+        scripted_model.base_url,
+        proxy_url=f"http://127.0.0.1:{scripted_model.port}",
+        config_extra=_echo_server_toml(echo_log, 'default_tools_approval_mode = "approve"'),
+    )
+
+
+@pytest.fixture
 def retrying_env(codex_env: CodexEnv, scripted_model: MockModelServer) -> CodexEnv:
     """`codex_env` whose provider retries a dropped stream 50 times (Codex's reconnect loop)."""
     path = codex_env.codex_home / "config.toml"
@@ -170,6 +194,16 @@ def retrying_env(codex_env: CodexEnv, scripted_model: MockModelServer) -> CodexE
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _server(
+    codex_env: CodexEnv, extra_env: Mapping[str, str] | None = None
+) -> AsyncGenerator[McpServerUnderTest]:
+    """`running_server`, with the whole test inside it bounded by TEST_BOUND_S."""
+    with anyio.fail_after(TEST_BOUND_S):
+        async with running_server(codex_env, extra_env) as mcp:
+            yield mcp
 
 
 def _start(prompt: str, policy: str, **advanced: Any) -> dict[str, Any]:
@@ -187,10 +221,17 @@ def _finished(poll: dict[str, Any]) -> bool:
     return poll["status"] in ("idle", "error", "cancelled")
 
 
-async def _respond(mcp: McpServerUnderTest, session_id: str, request_id: str, decision: str) -> dict[str, Any]:
+async def _respond(
+    mcp: McpServerUnderTest, session_id: str, request_id: str, decision: str
+) -> dict[str, Any]:
     return await mcp.call(
         "codex_check",
-        {"action": "respond_permission", "sessionId": session_id, "requestId": request_id, "decision": decision},
+        {
+            "action": "respond_permission",
+            "sessionId": session_id,
+            "requestId": request_id,
+            "decision": decision,
+        },
     )
 
 
@@ -211,12 +252,22 @@ def _echo_calls(echo_log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in echo_log.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _events_of(events: list[dict[str, Any]], event_type: str, method: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in events if e["type"] == event_type and (method is None or e["data"].get("method") == method)]
+def _events_of(
+    events: list[dict[str, Any]], event_type: str, method: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        e for e in events if e["type"] == event_type and (method is None or e["data"].get("method") == method)
+    ]
+
+
+def _reconnect_timeouts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in _events_of(events, "result") if e["data"].get("reason") == "reconnect_timeout"]
 
 
 def _seconds_between(first: dict[str, Any], second: dict[str, Any]) -> float:
-    return (datetime.fromisoformat(second["timestamp"]) - datetime.fromisoformat(first["timestamp"])).total_seconds()
+    return (
+        datetime.fromisoformat(second["timestamp"]) - datetime.fromisoformat(first["timestamp"])
+    ).total_seconds()
 
 
 # --- 1. MCP tool-call approvals -------------------------------------------------------------
@@ -226,7 +277,7 @@ def _seconds_between(first: dict[str, Any], second: dict[str, Any]) -> float:
 async def test_an_accepted_mcp_tool_call_approval_runs_the_tool_and_the_model_gets_its_output(
     echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path, policy: str
 ) -> None:
-    async with running_server(echo_env) as mcp:
+    async with _server(echo_env) as mcp:
         started = await mcp.call("codex", _start("scenario:mcp_echo echo something", policy))
         poll, before = await mcp.poll_until(started["sessionId"], _has_action)
         assert poll["status"] == "waiting_approval"
@@ -258,13 +309,15 @@ async def test_an_accepted_mcp_tool_call_approval_runs_the_tool_and_the_model_ge
         for e in _events_of(events, "progress", "item/completed")
         if e["data"]["item"].get("type") == "mcpToolCall"
     ]
-    assert [(item["server"], item["tool"], item["status"]) for item in tool_items] == [("echo", "echo", "completed")]
+    assert [(item["server"], item["tool"], item["status"]) for item in tool_items] == [
+        ("echo", "echo", "completed")
+    ]
 
 
 async def test_a_declined_mcp_tool_call_does_not_run_and_the_model_is_told(
     echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path
 ) -> None:
-    async with running_server(echo_env) as mcp:
+    async with _server(echo_env) as mcp:
         started = await mcp.call("codex", _start("scenario:mcp_echo echo something", "untrusted"))
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         [action] = poll["actions"]
@@ -280,12 +333,26 @@ async def test_a_declined_mcp_tool_call_does_not_run_and_the_model_is_told(
     assert result_event["data"]["decision"] == "decline"
 
 
-async def test_under_never_an_mcp_tool_runs_without_an_action(
+async def test_under_never_codex_refuses_an_mcp_tool_call_without_an_action(
     echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path
 ) -> None:
-    async with running_server(echo_env) as mcp:
+    async with _server(echo_env) as mcp:
         out = await mcp.call(
             "codex", _start("scenario:mcp_echo echo something", "never", waitForResult=30000)
+        )
+    assert out["status"] == "idle"
+    assert "actions" not in out
+    assert _echo_calls(echo_log) == []
+    [output] = _tool_outputs(scripted_model, "call_mcp_echo_1")
+    assert MCP_NEEDS_APPROVAL in output
+
+
+async def test_an_mcp_server_whose_tools_are_preapproved_runs_them_without_an_action(
+    approved_echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path
+) -> None:
+    async with _server(approved_echo_env) as mcp:
+        out = await mcp.call(
+            "codex", _start("scenario:mcp_echo echo something", "untrusted", waitForResult=30000)
         )
     assert out["status"] == "idle"
     assert "actions" not in out
@@ -294,29 +361,21 @@ async def test_under_never_an_mcp_tool_runs_without_an_action(
     assert ECHO_PREFIX + ECHO_TEXT in output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: respond_permission decision 'acceptForSession' on an mcpToolCall approval is sent to Codex as "
-        "{action: 'accept', content: {}} without `_meta: {persist: 'session'}` (approvals.permission_response), "
-        "so Codex 0.163 asks again for every later call of the same tool in the session"
-    ),
-)
 async def test_accept_for_session_on_an_mcp_tool_call_stops_codex_asking_again_for_that_tool(
     echo_env: CodexEnv, echo_log: Path
 ) -> None:
-    async with running_server(echo_env) as mcp:
+    async with _server(echo_env) as mcp:
         started = await mcp.call("codex", _start("scenario:mcp_echo_twice echo twice", "untrusted"))
         session_id = started["sessionId"]
-        poll, _ = await mcp.poll_until(session_id, _has_action)
+        poll, before = await mcp.poll_until(session_id, _has_action)
         [action] = poll["actions"]
         await _respond(mcp, session_id, action["requestId"], "acceptForSession")
-        final, events = await mcp.poll_until(session_id, lambda p: _finished(p) or _has_action(p))
+        final, after = await mcp.poll_until(session_id, lambda p: _finished(p) or _has_action(p))
         if _has_action(final):  # Codex asked again: answer so the session ends cleanly
             await _respond(mcp, session_id, final["actions"][0]["requestId"], "accept")
             await mcp.run_to_end(session_id)
     assert len(_echo_calls(echo_log)) == 2
-    assert len(_events_of(events, "approval_request")) == 1
+    assert len(_events_of(before + after, "approval_request")) == 1
     assert final["status"] == "idle"
 
 
@@ -329,7 +388,7 @@ _PERMISSIONS_CONFIG: Final = {"features.request_permissions_tool": True}
 async def test_a_permissions_request_is_an_action_and_accepting_grants_what_the_model_asked_for(
     codex_env: CodexEnv, scripted_model: MockModelServer, decision: str, scope: str
 ) -> None:
-    async with running_server(codex_env) as mcp:
+    async with _server(codex_env) as mcp:
         started = await mcp.call(
             "codex", _start("scenario:permissions need network", "on-request", config=_PERMISSIONS_CONFIG)
         )
@@ -355,7 +414,7 @@ async def test_a_permissions_request_is_an_action_and_accepting_grants_what_the_
 async def test_a_declined_permissions_request_grants_nothing(
     codex_env: CodexEnv, scripted_model: MockModelServer
 ) -> None:
-    async with running_server(codex_env) as mcp:
+    async with _server(codex_env) as mcp:
         started = await mcp.call(
             "codex", _start("scenario:permissions need network", "untrusted", config=_PERMISSIONS_CONFIG)
         )
@@ -379,21 +438,21 @@ _RECONNECT_ENV: Final = {"CODEX_MCP_RECONNECT_TIMEOUT_MS": str(RECONNECT_TIMEOUT
 async def test_a_turn_stuck_reconnecting_fails_with_reconnect_timeout_and_the_session_takes_a_reply(
     retrying_env: CodexEnv,
 ) -> None:
-    async with running_server(retrying_env, _RECONNECT_ENV) as mcp:
+    async with _server(retrying_env, _RECONNECT_ENV) as mcp:
         with anyio.fail_after(30):
             started = await mcp.call("codex", _start("scenario:drop keep dropping", "never"))
             final, events = await mcp.run_to_end(started["sessionId"])
         assert final["status"] == "error"
         assert final["result"]["status"] == "failed"
         assert final["result"]["reason"] == "reconnect_timeout"
-        assert final["result"]["error"]["message"]
         reconnects = _events_of(events, "progress", "codex-mcp/reconnect")
         assert reconnects, [e["data"].get("method") for e in events]
         assert reconnects[0]["data"]["willRetry"] is True
         assert reconnects[0]["data"]["sourceMethod"] == "error"
-        failed = [e for e in _events_of(events, "result") if e["data"].get("reason") == "reconnect_timeout"]
-        assert failed
-        assert reconnects[0]["id"] < failed[0]["id"]
+        [failed] = _reconnect_timeouts(events)
+        assert failed["data"]["status"] == "failed"
+        assert failed["data"]["error"]["message"]
+        assert reconnects[0]["id"] < failed["id"]
         reply = await mcp.call(
             "codex_reply",
             {"sessionId": started["sessionId"], "prompt": "scenario:plain try again", "waitForResult": 30000},
@@ -406,41 +465,30 @@ async def test_a_turn_stuck_reconnecting_fails_with_reconnect_timeout_and_the_se
 async def test_the_reconnect_timeout_runs_from_the_first_retry_when_no_output_streams(
     retrying_env: CodexEnv,
 ) -> None:
-    async with running_server(retrying_env, _RECONNECT_ENV) as mcp:
+    async with _server(retrying_env, _RECONNECT_ENV) as mcp:
         started = await mcp.call("codex", _start("scenario:drop_before_output go", "never"))
-        final, events = await mcp.run_to_end(started["sessionId"])
-    assert final["result"]["reason"] == "reconnect_timeout"
+        _, events = await mcp.run_to_end(started["sessionId"])
     first_retry = _events_of(events, "progress", "codex-mcp/reconnect")[0]
-    [failed] = _events_of(events, "result")
+    [failed] = _reconnect_timeouts(events)
     waited = _seconds_between(first_retry, failed)
     assert RECONNECT_TIMEOUT_MS / 1000 <= waited <= RECONNECT_TIMEOUT_MS / 1000 + RECONNECT_SLACK_S
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: SessionManager.on_notification clears session.reconnecting_since on every item/* and delta "
-        "notification, and Codex re-streams the partial item (item/started + item/agentMessage/delta) on each "
-        "retry, so the reconnect clock restarts at every retry and only fires once one backoff gap "
-        "(0.2 s, 0.4 s, 0.8 s, 1.6 s, 3.2 s ...) exceeds CODEX_MCP_RECONNECT_TIMEOUT_MS"
-    ),
-)
 async def test_the_reconnect_timeout_runs_from_the_first_retry_even_when_each_retry_streams_partial_output(
     retrying_env: CodexEnv,
 ) -> None:
-    async with running_server(retrying_env, _RECONNECT_ENV) as mcp:
+    async with _server(retrying_env, _RECONNECT_ENV) as mcp:
         started = await mcp.call("codex", _start("scenario:drop keep dropping", "never"))
-        final, events = await mcp.run_to_end(started["sessionId"])
-    assert final["result"]["reason"] == "reconnect_timeout"
+        _, events = await mcp.run_to_end(started["sessionId"])
     first_retry = _events_of(events, "progress", "codex-mcp/reconnect")[0]
-    failed = [e for e in _events_of(events, "result") if e["data"].get("reason") == "reconnect_timeout"][0]
+    [failed] = _reconnect_timeouts(events)
     assert _seconds_between(first_retry, failed) <= RECONNECT_TIMEOUT_MS / 1000 + RECONNECT_SLACK_S
 
 
 async def test_a_reconnect_timeout_stays_the_turns_only_result_after_codex_confirms_the_interrupt(
     retrying_env: CodexEnv,
 ) -> None:
-    async with running_server(retrying_env, _RECONNECT_ENV) as mcp:
+    async with _server(retrying_env, _RECONNECT_ENV) as mcp:
         started = await mcp.call("codex", _start("scenario:drop_before_output go", "never"))
         _, events = await mcp.run_to_end(started["sessionId"])
         # Codex answers our turn/interrupt with a turn/completed of its own; let it arrive.

@@ -118,11 +118,15 @@ def _error(session: Session, params: Params) -> None:
 
 
 def _turn_completed(session: Session, params: Params) -> None:
-    if session.turn_finished.is_set():
-        # We already ended this turn (reconnect timeout, child exit); Codex's own end is just news.
+    turn = _obj(params.get("turn"))
+    turn_id = turn.get("id")
+    stale = turn_id in session.ended_turn_ids or (
+        session.active_turn_id is not None and turn_id != session.active_turn_id
+    )
+    if session.turn_finished.is_set() or stale:
+        # A turn we already ended (reconnect timeout, child exit) or an older one: just news.
         session.buffer.append("progress", _event_data("turn/completed", params))
         return
-    turn = _obj(params.get("turn"))
     status = str(turn.get("status", "completed"))
     finish_turn(session, status=status, turn_id=turn.get("id"), turn=turn)
 
@@ -164,6 +168,8 @@ def finish_turn(
         result["usage"] = session.tokens.to_json()
     session.result = result
     session.completed_at = result["completedAt"]
+    if isinstance(turn_id, str):
+        session.ended_turn_ids.append(turn_id)
     session.active_turn_id = None
     session.reconnecting_since = None
     if session.status != "cancelled":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -123,6 +124,8 @@ class Session:
     cancelled_at: str | None = None
     cancelled_reason: str | None = None
     turn_finished: anyio.Event = field(default_factory=anyio.Event)
+    # Turns already given a result, so a late `turn/completed` for one of them changes nothing.
+    ended_turn_ids: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
     def touch(self) -> None:
         """Record activity (for TTLs and `lastActiveAt`)."""

@@ -151,3 +151,25 @@ def test_unrecognised_notifications_are_kept_as_progress_not_dropped() -> None:
         "status": {"type": "active"},
     }
     assert session.last_method == "thread/status/changed"
+
+
+def test_a_late_turn_completed_for_an_ended_turn_does_not_end_the_next_turn() -> None:
+    session = _session()
+    finish_turn(session, status="failed", turn_id="t1", reason="reconnect_timeout")
+    session.begin_turn(has_output_schema=False)
+    ingest_notification(session, "turn/started", {"threadId": "thread-1", "turn": {"id": "t2", "items": []}})
+    ingest_notification(
+        session,
+        "turn/completed",
+        {"threadId": "thread-1", "turn": {"id": "t1", "items": [], "status": "interrupted"}},
+    )
+    assert session.status == "running"
+    assert session.result is None
+    ingest_notification(
+        session,
+        "turn/completed",
+        {"threadId": "thread-1", "turn": {"id": "t2", "items": [], "status": "completed"}},
+    )
+    assert session.status == "idle"
+    assert session.result is not None
+    assert session.result["turnId"] == "t2"
