@@ -298,7 +298,8 @@ async def measure_turns(
 
 async def one_run(codex_env: CodexEnv, args: argparse.Namespace, samples: Samples) -> None:
     """A fresh server and a fresh direct connection; every section once."""
-    extra_env = {"CODEX_MCP_LOG_LEVEL": "WARNING"}
+    # As a user runs it: the test suite's output-schema self-check stays off.
+    extra_env = {"CODEX_MCP_LOG_LEVEL": "WARNING", "CODEX_MCP_VALIDATE_OUTPUT": "0"}
     if args.profile is not None:
         extra_env |= {"PYTHONPATH": str(args.profile / "site"), PROFILE_VAR: str(args.profile)}
     family: ProcessSnapshot = {}
