@@ -10,7 +10,7 @@ Anything else that escapes a handler is a bug: it becomes INTERNAL with a redact
 from __future__ import annotations
 
 import re
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 ErrorCode = Literal[
     "INVALID_ARGUMENT",
@@ -26,19 +26,7 @@ ErrorCode = Literal[
     "INTERNAL",
 ]
 
-CODES: Final[tuple[ErrorCode, ...]] = (
-    "INVALID_ARGUMENT",
-    "SESSION_NOT_FOUND",
-    "SESSION_BUSY",
-    "SESSION_NOT_RUNNING",
-    "REQUEST_NOT_FOUND",
-    "CANCELLED",
-    "TIMEOUT",
-    "APP_SERVER_START_FAILED",
-    "PROTOCOL_PARSE_ERROR",
-    "EXEC_NOT_SUPPORTED",
-    "INTERNAL",
-)
+CODES: Final[tuple[ErrorCode, ...]] = get_args(ErrorCode)
 
 
 class CodexMcpError(Exception):

@@ -288,19 +288,24 @@ class SessionManager:
                     self._tg.start_soon(self._give_up_reconnecting, session)
                     session.reconnecting_since = None
 
+    async def _interrupt_quietly(self, session: Session, turn_id: str | None, why: str) -> None:
+        """Best-effort `turn/interrupt` when we end a turn ourselves; bounded, never raises."""
+        child = self._children.get(session.connection_key)
+        if child is None or turn_id is None:
+            return
+        with anyio.move_on_after(_ANSWER_TIMEOUT_S):
+            try:
+                await child.connection.request(
+                    "turn/interrupt",
+                    {"threadId": session.thread_id, "turnId": turn_id},
+                    timeout_s=_ANSWER_TIMEOUT_S,
+                )
+            except (AppServerRequestError, AppServerClosedError, CodexMcpError):
+                logger.info("could not interrupt the turn (%s)", why, exc_info=True)
+
     async def _give_up_reconnecting(self, session: Session) -> None:
         turn_id = session.active_turn_id
-        child = self._children.get(session.connection_key)
-        if child is not None and turn_id is not None:
-            with anyio.move_on_after(_ANSWER_TIMEOUT_S):
-                try:
-                    await child.connection.request(
-                        "turn/interrupt",
-                        {"threadId": session.thread_id, "turnId": turn_id},
-                        timeout_s=_ANSWER_TIMEOUT_S,
-                    )
-                except (AppServerRequestError, AppServerClosedError, CodexMcpError):
-                    logger.warning("could not interrupt a turn stuck reconnecting", exc_info=True)
+        await self._interrupt_quietly(session, turn_id, "stuck reconnecting")
         limit = self._settings.reconnect_timeout_s
         finish_turn(
             session,
@@ -476,16 +481,7 @@ class SessionManager:
         )
         if was_running:
             finish_turn(session, status="cancelled", turn_id=turn_id, reason=reason)
-        if child is not None and turn_id is not None:
-            with anyio.move_on_after(_ANSWER_TIMEOUT_S):
-                try:
-                    await child.connection.request(
-                        "turn/interrupt",
-                        {"threadId": session.thread_id, "turnId": turn_id},
-                        timeout_s=_ANSWER_TIMEOUT_S,
-                    )
-                except (AppServerRequestError, AppServerClosedError, CodexMcpError):
-                    logger.info("interrupt during cancel failed", exc_info=True)
+        await self._interrupt_quietly(session, turn_id, "cancel")
         session.buffer.notify()
         return session
 
