@@ -10,6 +10,7 @@ from typing import Any, Final
 import anyio
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.profiles import codex_home
 from codex_mcp.settings import CodexExecutable, resolve_codex
 
 # `codex --version` and `codex login status` answer at once; this only bounds a broken binary.
@@ -27,11 +28,6 @@ async def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         completed = await anyio.run_process(argv, check=False, env=env, stdin=None)
         return completed.returncode, _decode(completed.stdout), _decode(completed.stderr)
     return -1, "", f"timed out after {_PROBE_TIMEOUT_S:.0f}s"
-
-
-def codex_home(env: dict[str, str]) -> Path:
-    """Where Codex keeps its config: CODEX_HOME, or ~/.codex."""
-    return Path(env.get("CODEX_HOME") or Path.home() / ".codex")
 
 
 def _project_configs(cwd: Path) -> list[Path]:

@@ -471,3 +471,36 @@ async def test_wait_for_result_sends_progress_while_waiting(codex_env: CodexEnv)
     assert structured["execution"]["reason"] == "timeout"
     assert structured["execution"]["fellBackToPolling"] is True
     assert len(seen) >= 3
+
+
+async def test_a_config_profile_is_applied_to_the_sessions_codex(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    (codex_env.codex_home / "fast.config.toml").write_text('model = "mock-fast-model"\n')
+    async with running_server(codex_env) as mcp:
+        out = await mcp.call(
+            "codex", _start("scenario:plain hi", profile="fast", advanced={"waitForResult": 30000})
+        )
+        plain = await mcp.call("codex", _start("scenario:plain hi", advanced={"waitForResult": 30000}))
+        missing = await mcp.error("codex", _start("hi", profile="nope"))
+    assert out["status"] == "idle"
+    assert plain["status"] == "idle"
+    assert missing.code == "INVALID_ARGUMENT"
+    assert missing.field == "profile"
+    models = [request.json.get("model") for request in mock_model.responses_requests()]
+    assert models[0] == "mock-fast-model"
+    assert models[-1] == "mock-model"
+
+
+async def test_codex_setup_without_codex_says_what_is_missing_and_how_to_fix_it(codex_env: CodexEnv) -> None:
+    async with running_server(codex_env, {"CODEX_MCP_PATH": str(codex_env.root / "no-codex-here")}) as mcp:
+        report = await mcp.call("codex_setup", {})
+        start = await mcp.error("codex", _start("hi"))
+    assert report["ready"] is False
+    assert report["codex"] == {"found": False}
+    problem = report["problems"][0]
+    assert problem["code"] == "CODEX_NOT_FOUND"
+    assert "CODEX_MCP_PATH" in problem["message"]
+    assert "install" in problem["fix"]
+    assert start.code == "INVALID_ARGUMENT"
+    assert "CODEX_MCP_PATH" in start.message

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.profiles import profile_config
 from codex_mcp.settings import Settings, resolve_codex
 
 
@@ -82,3 +83,20 @@ def test_durations_are_read_in_milliseconds_and_bad_values_name_the_variable() -
     assert settings.heartbeat_s == 0.2
     with pytest.raises(CodexMcpError, match="CODEX_MCP_HEARTBEAT_MS=soon"):
         Settings.from_env({"CODEX_MCP_HEARTBEAT_MS": "soon"})
+
+
+def test_a_profile_is_read_from_its_own_file_or_the_legacy_table(tmp_path: Path) -> None:
+    env = {"CODEX_HOME": str(tmp_path)}
+    (tmp_path / "config.toml").write_text('model = "base"\n[profiles.old]\nmodel = "legacy-model"\n')
+    (tmp_path / "fast.config.toml").write_text(
+        'model = "fast-model"\n[sandbox_workspace_write]\nnetwork_access = true\n'
+    )
+    assert profile_config("fast", env) == {
+        "model": "fast-model",
+        "sandbox_workspace_write": {"network_access": True},
+    }
+    assert profile_config("old", env) == {"model": "legacy-model"}
+    with pytest.raises(CodexMcpError) as caught:
+        profile_config("missing", env)
+    assert caught.value.field == "profile"
+    assert "missing.config.toml" in caught.value.message

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.sessions.ingest import DELTA_METHODS
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
@@ -72,6 +73,13 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _thread_config(profile: str | None, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The profile's settings with `advanced.config` on top (`app-server` itself takes no profile)."""
+    config = dict(profile_config(profile)) if profile else {}
+    config.update(overrides or {})
+    return config or None
+
+
 async def _finish(session: Session, wait_ms: int | None, warnings: list[str], call: Call) -> dict[str, Any]:
     """The CodexOutput/CodexReplyOutput object, after the optional foreground wait."""
     if wait_ms:
@@ -118,7 +126,7 @@ async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
         effort=_text(args.effort),
         summary=_text(advanced.summary) if advanced else None,
         personality=_text(advanced.personality) if advanced else None,
-        config=advanced.config if advanced else None,
+        config=_thread_config(args.profile, advanced.config if advanced else None),
         ephemeral=bool(advanced.ephemeral) if advanced else False,
         approval_timeout_s=(advanced.approval_timeout_ms or 60_000) / 1000 if advanced else 60.0,
         base_instructions=advanced.base_instructions if advanced else None,

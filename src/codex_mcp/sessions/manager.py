@@ -1,7 +1,8 @@
 """SessionManager: owns every session, the Codex children they run on, and the tasks that serve them.
 
-Process model: sessions whose spawn-time settings are equal (the Codex executable and the config
-profile; everything else goes on `thread/start`/`turn/start`) share one `codex app-server` child.
+Process model: sessions whose spawn-time settings are equal share one `codex app-server` child. Today
+that is every session of a server, since all settings, the config profile included, go on
+`thread/start`/`turn/start`; the key stays so a setting that needs its own child can join it.
 That makes the second session start without a spawn, and makes `fork` work: a forked thread belongs
 to the process that forked it. A child that dies fails only its own running turns; the next call
 that needs it starts a new child and resumes the thread there (`thread/resume`).
@@ -118,18 +119,16 @@ class SessionManager:
 
     # --- children ----------------------------------------------------------------
 
-    def _spawn_key(self, profile: str | None) -> str:
-        return f"{self._codex.path}|{profile or ''}"
+    def _spawn_key(self) -> str:
+        return str(self._codex.path)
 
-    async def _connection(self, key: str, profile: str | None) -> AppServerConnection:
+    async def _connection(self, key: str) -> AppServerConnection:
         lock = self._spawn_locks.setdefault(key, anyio.Lock())
         async with lock:
             child = self._children.get(key)
             if child is not None and not child.connection.closed:
                 return child.connection
             argv = [str(self._codex.path), "app-server"]
-            if profile:
-                argv += ["-c", f"profile={_toml_string(profile)}"]
             connection: AppServerConnection = await self._tg.start(self._run_child, key, argv)
             return connection
 
@@ -342,8 +341,8 @@ class SessionManager:
 
     async def start(self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str]) -> Session:
         """Start a thread and its first turn; returns once Codex accepted the turn."""
-        key = self._spawn_key(settings.profile)
-        connection = await self._connection(key, settings.profile)
+        key = self._spawn_key()
+        connection = await self._connection(key)
         settings.approval_policy = _map_policy(settings.approval_policy, warnings)
         thread_params: dict[str, Any] = {
             "cwd": settings.cwd,
@@ -398,7 +397,7 @@ class SessionManager:
         child = self._children.get(session.connection_key)
         if child is not None and not child.connection.closed:
             return child.connection
-        connection = await self._connection(session.connection_key, session.settings.profile)
+        connection = await self._connection(session.connection_key)
         if session.settings.ephemeral:
             raise CodexMcpError(
                 "SESSION_NOT_RUNNING",
@@ -675,8 +674,3 @@ def _field(response: object, *names: str) -> object:
         else:
             value = getattr(value, name, None)
     return value
-
-
-def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
