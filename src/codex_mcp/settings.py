@@ -100,6 +100,8 @@ class Settings:
     heartbeat_s: float
     # Check every tool result against its published output schema (tests; costs ~0.5 ms a call).
     validate_output: bool = False
+    # Drop shell-profile noise lines from command output deltas.
+    filter_noise: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -110,4 +112,5 @@ class Settings:
             request_timeout_s=_env_ms("CODEX_MCP_REQUEST_TIMEOUT_MS", 90_000, environ),
             heartbeat_s=_env_ms("CODEX_MCP_HEARTBEAT_MS", 15_000, environ),
             validate_output=environ.get("CODEX_MCP_VALIDATE_OUTPUT", "") == "1",
+            filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
         )

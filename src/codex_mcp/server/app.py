@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -14,6 +14,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from codex_mcp import __version__
+from codex_mcp.backend_mode import ModeChoice, choose_mode
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.server import handlers, results
 from codex_mcp.sessions.manager import SessionManager
@@ -32,25 +33,59 @@ _TOOLS: Final[dict[str, Handler]] = {
 }
 
 
+@dataclass(frozen=True)
+class Startup:
+    """What the server found before serving: its settings, the Codex to run (or why none), the backend."""
+
+    settings: Settings
+    codex: CodexExecutable | CodexMcpError
+    mode: ModeChoice | None
+
+
+def prepare_startup(env: dict[str, str]) -> Startup:
+    """Read the environment and find Codex.
+
+    Raises:
+        CodexMcpError: a setting is wrong (both CODEX_MCP_PATH and CODEX_MCP_COMMAND, a bad path,
+            a bad CODEX_MCP_MODE or duration): the server must not start. A Codex that is simply
+            not installed is not raised: the server starts and `codex_setup` explains.
+    """
+    settings = Settings.from_env(env)
+    try:
+        codex = resolve_codex(env)
+    except CodexMcpError as exc:
+        if exc.code == "INVALID_ARGUMENT":
+            raise
+        logger.error("%s", exc.message)
+        return Startup(settings, exc, None)
+    mode = choose_mode(codex.path, env)
+    logger.info("codex %s (%s), backend %s (%s)", codex.path, codex.source, mode.mode, mode.source)
+    return Startup(settings, codex, mode)
+
+
 @dataclass
 class AppState:
     """What the lifespan hands every request."""
 
     manager_or_error: SessionManager | CodexMcpError
-    settings: Settings
+    startup: Startup
 
 
-@asynccontextmanager
-async def _lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
-    settings = Settings.from_env()
-    try:
-        codex: CodexExecutable = resolve_codex()
-    except CodexMcpError as exc:
-        logger.error("%s", exc)
-        yield AppState(exc, settings)
-        return
-    async with SessionManager.open(codex, settings) as manager:
-        yield AppState(manager, settings)
+def _lifespan_for(startup: Startup) -> Callable[[Server[AppState]], AbstractAsyncContextManager[AppState]]:
+    @asynccontextmanager
+    async def lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
+        if isinstance(startup.codex, CodexMcpError) or startup.mode is None:
+            yield AppState(
+                startup.codex
+                if isinstance(startup.codex, CodexMcpError)
+                else CodexMcpError("INTERNAL", "no backend"),
+                startup,
+            )
+            return
+        async with SessionManager.open(startup.codex, startup.settings, startup.mode.mode) as manager:
+            yield AppState(manager, startup)
+
+    return lifespan
 
 
 async def _list_tools(
@@ -70,14 +105,17 @@ async def _call_tool(
             )
         arguments = parse_input(name, dict(params.arguments or {}))
         state = ctx.lifespan_context
+        mode = state.startup.mode
         call = handlers.Call(
             manager_or_error=state.manager_or_error,
             report_progress=_progress_reporter(ctx),
-            heartbeat_s=state.settings.heartbeat_s,
+            heartbeat_s=state.startup.settings.heartbeat_s,
+            backend_mode=mode.mode if mode else "unknown",
+            backend_source=mode.source if mode else "no Codex found",
         )
         handler = _TOOLS[name]
         output = await handler(arguments, call)
-        if state.settings.validate_output:
+        if state.startup.settings.validate_output:
             problems = output_problems(name, output)
             if problems:
                 logger.error("%s output breaks its published schema: %s", name, problems)
@@ -97,19 +135,19 @@ def _progress_reporter(ctx: ServerRequestContext[AppState]) -> Callable[[float, 
     return report
 
 
-def build_server() -> Server[AppState]:
+def build_server(startup: Startup) -> Server[AppState]:
     """The MCP server object with its handlers."""
     return Server(
         "codex-mcp",
         version=__version__,
-        lifespan=_lifespan,
+        lifespan=_lifespan_for(startup),
         on_list_tools=_list_tools,
         on_call_tool=_call_tool,
     )
 
 
-async def serve() -> None:
+async def serve(startup: Startup) -> None:
     """Serve MCP on stdin/stdout until the client disconnects."""
-    server = build_server()
+    server = build_server(startup)
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

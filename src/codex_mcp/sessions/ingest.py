@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 from codex_mcp.sessions.events import now_iso
+from codex_mcp.sessions.noise import strip_noise
 from codex_mcp.sessions.session import Session
 
 Params = dict[str, Any]
@@ -59,6 +60,11 @@ def ingest_notification(session: Session, method: str, params: Params) -> None:
         special(session, params)
         return
     if method in DELTA_METHODS:
+        if method == "item/commandExecution/outputDelta" and session.filter_noise:
+            filtered = _without_noise(params)
+            if filtered is None:
+                return
+            params = filtered
         key = f"{method}:{params.get('itemId', params.get('turnId', ''))}"
         event_type = "output" if method == "item/agentMessage/delta" else "progress"
         session.buffer.append(event_type, _event_data(method, params), coalesce_key=key)
@@ -67,6 +73,17 @@ def ingest_notification(session: Session, method: str, params: Params) -> None:
         _item(session, method, params)
         return
     session.buffer.append("progress", _event_data(method, params))
+
+
+def _without_noise(params: Params) -> Params | None:
+    """The delta with its noise lines dropped; None when nothing but noise is left."""
+    delta = params.get("delta")
+    if not isinstance(delta, str):
+        return params
+    kept = strip_noise(delta)
+    if kept == delta:
+        return params
+    return {**params, "delta": kept} if kept else None
 
 
 def _item(session: Session, method: str, params: Params) -> None:

@@ -32,6 +32,7 @@ from codex_mcp.backends.app_server import (
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.sessions import approvals
 from codex_mcp.sessions.events import now_iso
+from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
 from codex_mcp.sessions.session import TERMINAL, PendingRequest, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
@@ -93,10 +94,11 @@ def _codex_error(method: str, exc: AppServerRequestError) -> CodexMcpError:
 class SessionManager:
     """Creates, drives and answers for sessions; one per server."""
 
-    def __init__(self, task_group: TaskGroup, codex: CodexExecutable, settings: Settings) -> None:
+    def __init__(self, task_group: TaskGroup, codex: CodexExecutable, settings: Settings, mode: str) -> None:
         self._tg = task_group
         self._codex = codex
         self._settings = settings
+        self._exec = ExecDriver(task_group, str(codex.path), self._name_thread) if mode == "exec" else None
         self._sessions: dict[str, Session] = {}
         self._by_thread: dict[str, Session] = {}
         self._children: dict[str, _Child] = {}
@@ -107,10 +109,12 @@ class SessionManager:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, codex: CodexExecutable, settings: Settings) -> AsyncGenerator[SessionManager]:
+    async def open(
+        cls, codex: CodexExecutable, settings: Settings, mode: str = "app-server"
+    ) -> AsyncGenerator[SessionManager]:
         """A manager whose children and tasks all end when the context exits."""
         async with anyio.create_task_group() as task_group:
-            manager = cls(task_group, codex, settings)
+            manager = cls(task_group, codex, settings, mode)
             task_group.start_soon(manager._watchdog)
             try:
                 yield manager
@@ -288,7 +292,10 @@ class SessionManager:
                     session.reconnecting_since = None
 
     async def _interrupt_quietly(self, session: Session, turn_id: str | None, why: str) -> None:
-        """Best-effort `turn/interrupt` when we end a turn ourselves; bounded, never raises."""
+        """Best-effort stop of the turn in Codex when we end it ourselves; bounded, never raises."""
+        if self._exec is not None:
+            self._exec.stop(session)
+            return
         child = self._children.get(session.connection_key)
         if child is None or turn_id is None:
             return
@@ -339,8 +346,47 @@ class SessionManager:
 
     # --- commands ----------------------------------------------------------------
 
+    def _name_thread(self, session: Session, thread_id: str) -> None:
+        self._by_thread.pop(session.thread_id, None)
+        session.thread_id = thread_id
+        self._by_thread[thread_id] = session
+
+    def _not_in_exec(self, what: str) -> None:
+        if self._exec is not None:
+            raise CodexMcpError(
+                "EXEC_NOT_SUPPORTED", f"{what} needs the app-server backend; this server runs codex exec"
+            )
+
+    def _start_exec_turn(self, session: Session, turn: TurnRequest, warnings: list[str]) -> None:
+        assert self._exec is not None
+        if turn.collaboration_mode is not None:
+            warnings.append("collaborationMode needs the app-server backend; ignored under codex exec")
+        self._exec.start_turn(
+            session,
+            prompt=turn.prompt,
+            images=turn.images,
+            output_schema=turn.output_schema,
+            effort=turn.effort,
+            summary=turn.summary,
+            warnings=warnings,
+        )
+
     async def start(self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str]) -> Session:
         """Start a thread and its first turn; returns once Codex accepted the turn."""
+        if self._exec is not None:
+            settings.approval_policy = _map_policy(settings.approval_policy, warnings)
+            session = Session(
+                session_id=f"sess_{uuid.uuid4().hex[:12]}",
+                thread_id=placeholder_thread_id(),
+                settings=settings,
+                connection_key="exec",
+                backend="exec",
+                filter_noise=self._settings.filter_noise,
+            )
+            self._sessions[session.session_id] = session
+            self._by_thread[session.thread_id] = session
+            self._start_exec_turn(session, turn, warnings)
+            return session
         key = self._spawn_key()
         connection = await self._connection(key)
         settings.approval_policy = _map_policy(settings.approval_policy, warnings)
@@ -368,6 +414,7 @@ class SessionManager:
             thread_id=thread_id,
             settings=settings,
             connection_key=key,
+            filter_noise=self._settings.filter_noise,
         )
         self._sessions[session.session_id] = session
         self._by_thread[thread_id] = session
@@ -385,13 +432,21 @@ class SessionManager:
             )
         if turn.approval_policy is not None:
             turn.approval_policy = _map_policy(turn.approval_policy, warnings)
+        if self._exec is not None:
+            self._apply_sticky_overrides(session, turn)
+            self._start_exec_turn(session, turn, warnings)
+            return session
         connection = await self._connection_for(session)
+        self._apply_sticky_overrides(session, turn)
+        await self._start_turn(connection, session, turn)
+        return session
+
+    @staticmethod
+    def _apply_sticky_overrides(session: Session, turn: TurnRequest) -> None:
         for name in ("model", "approval_policy", "sandbox", "cwd"):
             value = getattr(turn, name)
             if value is not None:
                 setattr(session.settings, name, value)
-        await self._start_turn(connection, session, turn)
-        return session
 
     async def _connection_for(self, session: Session) -> AppServerConnection:
         child = self._children.get(session.connection_key)
@@ -491,6 +546,10 @@ class SessionManager:
             raise CodexMcpError(
                 "SESSION_NOT_RUNNING", f"session {session_id} is {session.status}, not running"
             )
+        if self._exec is not None:
+            if not self._exec.stop(session):
+                raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no running codex exec")
+            return session
         child = self._children.get(session.connection_key)
         if child is None:
             raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no live Codex process")
@@ -505,6 +564,7 @@ class SessionManager:
     async def fork(self, session_id: str) -> Session:
         """A new idle session on a fork of this session's thread, in the same Codex process."""
         source = self.get(session_id)
+        self._not_in_exec("fork")
         if source.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
         connection = await self._connection_for(source)
@@ -517,6 +577,7 @@ class SessionManager:
             settings=settings,
             connection_key=source.connection_key,
             status="idle",
+            filter_noise=self._settings.filter_noise,
         )
         fork.phase = "finished"
         fork.buffer.append("progress", {"method": "codex-mcp/forked", "sourceSessionId": session_id})
@@ -527,6 +588,7 @@ class SessionManager:
     async def clean_background_terminals(self, session_id: str) -> Session:
         """Stop the background terminals of the session's thread."""
         session = self.get(session_id)
+        self._not_in_exec("clean_background_terminals")
         if session.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
         connection = await self._connection_for(session)

@@ -104,6 +104,8 @@ class Session:
     thread_id: str
     settings: ThreadSettings
     connection_key: str
+    backend: str = "app-server"
+    filter_noise: bool = True
     status: SessionStatus = "running"
     created_at: str = field(default_factory=now_iso)
     last_active_at: str = field(default_factory=now_iso)
@@ -218,7 +220,7 @@ class Session:
             "lastActiveAt": self.last_active_at,
             "approvalPolicy": self.settings.approval_policy,
             "sandbox": self.settings.sandbox,
-            "backend": "app-server",
+            "backend": self.backend,
             "pendingRequestCount": len(self.pending),
             "canResume": not self.settings.ephemeral,
         }

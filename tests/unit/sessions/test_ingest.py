@@ -173,3 +173,24 @@ def test_a_late_turn_completed_for_an_ended_turn_does_not_end_the_next_turn() ->
     assert session.status == "idle"
     assert session.result is not None
     assert session.result["turnId"] == "t2"
+
+
+def test_shell_noise_is_dropped_from_command_output_unless_disabled() -> None:
+    noisy = "(base) user@host\nreal output\nWARNING: oh-my-posh init failed\n\x1b]633;A\x07prompt\n"
+    filtered, kept = _session(), _session()
+    kept.filter_noise = False
+    for session in (filtered, kept):
+        ingest_notification(
+            session,
+            "item/commandExecution/outputDelta",
+            {"threadId": "thread-1", "turnId": "t1", "itemId": "c1", "delta": noisy},
+        )
+        ingest_notification(
+            session,
+            "item/commandExecution/outputDelta",
+            {"threadId": "thread-1", "turnId": "t1", "itemId": "c1", "delta": "(conda) only noise\n"},
+        )
+    [filtered_event] = [e for e in filtered.buffer.events() if e.data["method"].endswith("outputDelta")]
+    [kept_event] = [e for e in kept.buffer.events() if e.data["method"].endswith("outputDelta")]
+    assert filtered_event.data["delta"] == "real output\n"
+    assert kept_event.data["delta"] == noisy + "(conda) only noise\n"
