@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 import anyio
@@ -30,11 +29,11 @@ from codex_mcp.backends.app_server import (
     open_app_server,
 )
 from codex_mcp.errors import CodexMcpError, redact
-from codex_mcp.sessions import approvals
+from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
-from codex_mcp.sessions.session import TERMINAL, PendingRequest, Session, ThreadSettings
+from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 
@@ -42,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 # How often the watchdog looks for turns stuck in Codex's reconnect loop.
 _WATCHDOG_PERIOD_S: Final = 1.0
-# Bound on answering Codex when a session is torn down.
-_ANSWER_TIMEOUT_S: Final = 5.0
 _SANDBOX_POLICY: Final = {
     "read-only": {"type": "readOnly"},
     "workspace-write": {"type": "workspaceWrite"},
@@ -103,7 +100,7 @@ class SessionManager:
         self._by_thread: dict[str, Session] = {}
         self._children: dict[str, _Child] = {}
         self._spawn_locks: dict[str, anyio.Lock] = {}
-        self._request_ids: dict[str, tuple[Session, PendingRequest]] = {}
+        self._requests = CodexRequests(task_group)
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -155,7 +152,8 @@ class SessionManager:
             message += f"; stderr: {stderr_tail.strip()[-800:]}"
         for session in list(self._sessions.values()):
             if session.connection_key == key and session.status in ("running", "waiting_approval"):
-                self._drop_pending(session)
+                for request in list(session.pending.values()):
+                    self._requests.resolve(session, request, decision="cancel")
                 finish_turn(
                     session,
                     status="error",
@@ -189,95 +187,13 @@ class SessionManager:
     async def on_server_request(self, key: str, message: ServerRequest) -> None:
         """Route a request from the child `key`: answer it now, or show it as an action."""
         child = self._children.get(key)
-        if child is None:
-            return
-        connection = child.connection
-        raw_params = message.raw.get("params")
-        params: dict[str, Any] = dict(raw_params) if isinstance(raw_params, dict) else {}  # pyright: ignore[reportUnknownArgumentType]
-        interactive = approvals.INTERACTIVE.get(message.method)
-        session = self._session_for(params)
-        if interactive is None:
-            result, error = approvals.immediate_answer(message.method)
-            if result is not None:
-                await connection.respond(message.id, result)
-            else:
-                await connection.respond_error(message.id, approvals.UNSUPPORTED_CODE, error or "unsupported")
-            if session is not None:
-                session.buffer.append("progress", {"method": message.method, "answered": result is not None})
-            return
-        if session is None or session.status in ("cancelled", "error"):
-            await connection.respond(message.id, approvals.declined_response(message.method))
-            return
-        kind = (
-            approvals.mcp_kind(params)
-            if message.method == "mcpServer/elicitation/request"
-            else interactive.kind
-        )
-        timeout_s = session.settings.approval_timeout_s
-        request = PendingRequest(
-            request_id=f"req_{uuid.uuid4().hex[:8]}",
-            codex_id=message.id,
-            method=message.method,
-            action_type=interactive.action_type,
-            kind=kind,
-            params=params,
-            created_at=now_iso(),
-            expires_at=(datetime.now(UTC) + timedelta(seconds=timeout_s)).isoformat(timespec="milliseconds"),
-            available_decisions=approvals.offered_decisions(params),
-        )
-        session.pending[request.request_id] = request
-        self._request_ids[request.request_id] = (session, request)
-        session.refresh_status()
-        session.touch()
-        session.last_method = message.method
-        session.buffer.append(
-            "approval_request",
-            {"method": message.method, "requestId": request.request_id, "kind": kind, **params},
-        )
-        self._tg.start_soon(self._expire_request, connection, session, request)
+        if child is not None:
+            session = self._session_for(request_params(message))
+            await self._requests.receive(child.connection, session, message)
 
-    async def _expire_request(
-        self, connection: AppServerConnection, session: Session, request: PendingRequest
-    ) -> None:
-        with anyio.CancelScope() as scope:
-            request.timeout_scope = scope
-            await anyio.sleep(session.settings.approval_timeout_s)
-            if request.request_id not in session.pending:
-                return
-            self._resolve(session, request, decision="decline", timeout=True)
-            with anyio.move_on_after(_ANSWER_TIMEOUT_S):
-                await connection.respond(request.codex_id, approvals.declined_response(request.method))
-
-    def _resolve(
-        self,
-        session: Session,
-        request: PendingRequest,
-        *,
-        decision: str,
-        timeout: bool = False,
-        deny_message: str | None = None,
-    ) -> None:
-        session.pending.pop(request.request_id, None)
-        self._request_ids.pop(request.request_id, None)
-        if request.timeout_scope is not None and not timeout:
-            request.timeout_scope.cancel()
-        data: dict[str, Any] = {
-            "method": request.method,
-            "requestId": request.request_id,
-            "kind": request.kind,
-            "decision": decision,
-        }
-        if timeout:
-            data["timeout"] = True
-        if deny_message:
-            data["denyMessage"] = deny_message
-        session.buffer.append("approval_result", data)
-        session.refresh_status()
-        session.touch()
-
-    def _drop_pending(self, session: Session) -> None:
-        for request in list(session.pending.values()):
-            self._resolve(session, request, decision="cancel")
+    def _connection_of(self, session: Session) -> AppServerConnection | None:
+        child = self._children.get(session.connection_key)
+        return None if child is None else child.connection
 
     # --- watchdog ----------------------------------------------------------------
 
@@ -299,12 +215,12 @@ class SessionManager:
         child = self._children.get(session.connection_key)
         if child is None or turn_id is None:
             return
-        with anyio.move_on_after(_ANSWER_TIMEOUT_S):
+        with anyio.move_on_after(ANSWER_TIMEOUT_S):
             try:
                 await child.connection.request(
                     "turn/interrupt",
                     {"threadId": session.thread_id, "turnId": turn_id},
-                    timeout_s=_ANSWER_TIMEOUT_S,
+                    timeout_s=ANSWER_TIMEOUT_S,
                 )
             except (AppServerRequestError, AppServerClosedError, CodexMcpError):
                 logger.info("could not interrupt the turn (%s)", why, exc_info=True)
@@ -334,15 +250,6 @@ class SessionManager:
     def sessions(self) -> list[Session]:
         """Every session, oldest first."""
         return list(self._sessions.values())
-
-    def pending_request(self, session: Session, request_id: str) -> PendingRequest:
-        """A pending request of `session`, or REQUEST_NOT_FOUND."""
-        request = session.pending.get(request_id)
-        if request is None:
-            raise CodexMcpError(
-                "REQUEST_NOT_FOUND", f"no pending request {request_id!r} in this session", field="requestId"
-            )
-        return request
 
     # --- commands ----------------------------------------------------------------
 
@@ -517,14 +424,7 @@ class SessionManager:
         session = self.get(session_id)
         if session.status == "cancelled":
             return session
-        child = self._children.get(session.connection_key)
-        for request in list(session.pending.values()):
-            self._resolve(session, request, decision="cancel")
-            if child is not None:
-                with anyio.move_on_after(_ANSWER_TIMEOUT_S):
-                    await child.connection.respond(
-                        request.codex_id, approvals.declined_response(request.method)
-                    )
+        await self._requests.decline_all(self._connection_of(session), session)
         turn_id = session.active_turn_id
         was_running = session.status in ("running", "waiting_approval")
         session.status = "cancelled"
@@ -629,55 +529,22 @@ class SessionManager:
     ) -> Session:
         """Answer an approval request."""
         session = self.get(session_id)
-        request = self.pending_request(session, request_id)
-        if request.action_type != "approval":
-            raise CodexMcpError(
-                "INVALID_ARGUMENT",
-                f"{request_id} asks questions; answer it with respond_user_input",
-                field="action",
-            )
-        result = approvals.permission_response(
-            request.method,
-            request.params,
-            request.available_decisions,
+        await self._requests.respond_permission(
+            self._connection_of(session),
+            session,
+            request_id,
             decision=decision,
             execpolicy_amendment=execpolicy_amendment,
             network_policy_amendment=network_policy_amendment,
+            deny_message=deny_message,
         )
-        await self._answer(session, request, result, decision=decision, deny_message=deny_message)
         return session
 
     async def respond_user_input(self, session_id: str, request_id: str, answers: dict[str, Any]) -> Session:
         """Answer a user-input request."""
         session = self.get(session_id)
-        request = self.pending_request(session, request_id)
-        if request.action_type != "user_input":
-            raise CodexMcpError(
-                "INVALID_ARGUMENT",
-                f"{request_id} is an approval; answer it with respond_permission",
-                field="action",
-            )
-        await self._answer(session, request, approvals.user_input_response(answers), decision="answered")
+        await self._requests.respond_user_input(self._connection_of(session), session, request_id, answers)
         return session
-
-    async def _answer(
-        self,
-        session: Session,
-        request: PendingRequest,
-        result: dict[str, Any],
-        *,
-        decision: str,
-        deny_message: str | None = None,
-    ) -> None:
-        child = self._children.get(session.connection_key)
-        if child is None:
-            raise CodexMcpError("SESSION_NOT_RUNNING", "the Codex process of this session has exited")
-        try:
-            await child.connection.respond(request.codex_id, result)
-        except AppServerClosedError as exc:
-            raise CodexMcpError("INTERNAL", f"could not deliver the answer: {exc}") from exc
-        self._resolve(session, request, decision=decision, deny_message=deny_message)
-        session.buffer.notify()
 
     async def wait_for_result(
         self,
