@@ -24,7 +24,9 @@ import anyio.to_thread
 import pytest
 
 from codex_mcp.backends import proc_tree
-from codex_mcp.backends.exec import ExecTurnOutcome, ExecTurnSpec, Notification, run_exec_turn
+from codex_mcp.backends.exec import ExecTurnOutcome, run_exec_turn
+from codex_mcp.backends.exec_argv import ExecTurnSpec
+from codex_mcp.backends.exec_mapping import Notification
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer, RecordedRequest, json_object
 from tests.harness.procs import descendants

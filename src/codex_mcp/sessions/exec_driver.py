@@ -14,7 +14,8 @@ from typing import Any, Final
 import anyio
 from anyio.abc import TaskGroup
 
-from codex_mcp.backends.exec import ExecTurnSpec, build_exec_argv, run_exec_turn
+from codex_mcp.backends.exec import run_exec_turn
+from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
 from codex_mcp.sessions.ingest import ingest_notification
 from codex_mcp.sessions.session import Session
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_mcp.backends.exec import ExecTurnSpec, build_exec_argv, toml_value
+from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv, toml_value
 
 CODEX = "/opt/codex/bin/codex"
 CWD = "/work/project"

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from codex_mcp.backends.exec import ExecTurnMapper, Notification
+from codex_mcp.backends.exec_mapping import ExecTurnMapper, Notification
 from codex_mcp.sessions.ingest import ingest_notification
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.wire.exec_events import ExecEvent, parse_event
