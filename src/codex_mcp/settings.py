@@ -102,6 +102,8 @@ class Settings:
     validate_output: bool = False
     # Drop shell-profile noise lines from command output deltas.
     filter_noise: bool = True
+    # Seconds running turns get to finish when the client closes stdin, before children are stopped.
+    drain_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -113,4 +115,5 @@ class Settings:
             heartbeat_s=_env_ms("CODEX_MCP_HEARTBEAT_MS", 15_000, environ),
             validate_output=environ.get("CODEX_MCP_VALIDATE_OUTPUT", "") == "1",
             filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
+            drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
         )

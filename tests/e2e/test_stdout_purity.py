@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import Process
 
 from tests.e2e.client import server_env
 from tests.e2e.processes import live_processes_with_env
+from tests.e2e.raw_client import RawClient
 from tests.harness.codex_env import CodexEnv
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
@@ -25,30 +24,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class _RawClient:
-    """Hand-written JSON-RPC over the server's pipes, keeping every stdout byte."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.stdout = b""
-        self._next_id = 0
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
-
-    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        self._next_id += 1
-        await self.send({"id": self._next_id, "method": method, "params": params})
-        while True:
-            for line in self.stdout.split(b"\n")[:-1]:
-                message = json.loads(line)
-                if message.get("id") == self._next_id and ("result" in message or "error" in message):
-                    return message
-            assert self.process.stdout is not None
-            self.stdout += await self.process.stdout.receive()
-
-
 async def test_stdout_carries_only_json_rpc_over_a_whole_session(codex_env: CodexEnv, tmp_path: Path) -> None:
     env = server_env(codex_env, {"CODEX_MCP_LOG_LEVEL": "DEBUG"})
     stderr_path = tmp_path / "stderr.log"
@@ -56,7 +31,7 @@ async def test_stdout_carries_only_json_rpc_over_a_whole_session(codex_env: Code
         async with await anyio.open_process(
             [sys.executable, "-m", "codex_mcp"], env=env, cwd=codex_env.workspace, stderr=stderr
         ) as process:
-            client = _RawClient(process)
+            client = RawClient(process)
             init = await client.request(
                 "initialize",
                 {

@@ -147,7 +147,11 @@ def build_server(startup: Startup) -> Server[AppState]:
 
 
 async def serve(startup: Startup) -> None:
-    """Serve MCP on stdin/stdout until the client disconnects."""
+    """Serve MCP on stdin/stdout until the client disconnects (stdin EOF).
+
+    The lifespan then gives running turns the drain time and stops every Codex child, so nothing is
+    left running after the server exits.
+    """
     server = build_server(startup)
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -115,8 +115,22 @@ class SessionManager:
             task_group.start_soon(manager._watchdog)
             try:
                 yield manager
+                # A normal end (the client closed stdin) drains; a cancelled one (a signal) stops at once.
+                with anyio.CancelScope(shield=True):
+                    await manager._drain(settings.drain_timeout_s)
             finally:
                 task_group.cancel_scope.cancel()
+
+    async def _drain(self, timeout_s: float) -> None:
+        """Give running turns up to `timeout_s` to finish before their children are stopped."""
+        with anyio.move_on_after(timeout_s):
+            while True:
+                running = [s for s in self._sessions.values() if s.status in ("running", "waiting_approval")]
+                if not running:
+                    return
+                logger.info("waiting for %d running turn(s) before shutdown", len(running))
+                await running[0].turn_finished.wait()
+        logger.warning("shutting down with turns still running after %.1fs", timeout_s)
 
     # --- children ----------------------------------------------------------------
 
