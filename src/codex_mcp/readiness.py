@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any, Final
@@ -25,7 +26,7 @@ def _decode(raw: bytes) -> str:
 async def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of a short probe command; -1 when it timed out."""
     with anyio.move_on_after(_PROBE_TIMEOUT_S):
-        completed = await anyio.run_process(argv, check=False, env=env, stdin=None)
+        completed = await anyio.run_process(argv, check=False, env=env, stdin=subprocess.DEVNULL)
         return completed.returncode, _decode(completed.stdout), _decode(completed.stderr)
     return -1, "", f"timed out after {_PROBE_TIMEOUT_S:.0f}s"
 

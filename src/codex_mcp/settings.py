@@ -102,7 +102,7 @@ class Settings:
     validate_output: bool = False
     # Drop shell-profile noise lines from command output deltas.
     filter_noise: bool = True
-    # Seconds running turns get to finish when the client closes stdin, before children are stopped.
+    # Seconds running turns get to finish at shutdown (stdin EOF, SIGTERM, SIGINT) before children stop.
     drain_timeout_s: float = 10.0
 
     @classmethod

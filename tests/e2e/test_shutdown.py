@@ -1,7 +1,8 @@
-"""Shutting down on stdin EOF: running turns get a bounded drain time, then no child is left."""
+"""Shutting down on stdin EOF or a signal: running turns get a bounded drain, then no child is left."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -62,3 +63,18 @@ async def test_stdin_eof_with_a_running_turn_exits_within_the_drain_bound_leavin
     assert DRAIN_MS / 1000 <= took <= EXIT_BOUND_S
     assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []
     assert "waiting for 1 running turn" in (tmp_path / "stderr.log").read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_drains_like_stdin_eof_and_leaves_no_child(
+    codex_env: CodexEnv, tmp_path: Path, signum: signal.Signals
+) -> None:
+    with (tmp_path / "stderr.log").open("wb") as stderr, anyio.fail_after(60):
+        client = await _server_with_a_running_turn(codex_env, stderr)
+        signalled_at = anyio.current_time()
+        client.process.send_signal(signum)
+        assert await client.process.wait() == 0
+        took = anyio.current_time() - signalled_at
+    assert DRAIN_MS / 1000 <= took <= EXIT_BOUND_S
+    assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []
+    assert "finishing as if the client had closed stdin" in (tmp_path / "stderr.log").read_text()

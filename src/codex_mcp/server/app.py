@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
+import anyio
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -17,6 +20,7 @@ from codex_mcp import __version__
 from codex_mcp.backend_mode import ModeChoice, choose_mode
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.server import handlers, results
+from codex_mcp.server.stdin import ThreadedStdin
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
 from codex_mcp.wire.tools import TOOL_NAMES, output_problems, parse_input, tool_definition
@@ -147,11 +151,31 @@ def build_server(startup: Startup) -> Server[AppState]:
 
 
 async def serve(startup: Startup) -> None:
-    """Serve MCP on stdin/stdout until the client disconnects (stdin EOF).
+    """Serve MCP on stdin/stdout until the client disconnects (stdin EOF) or SIGTERM/SIGINT.
 
-    The lifespan then gives running turns the drain time and stops every Codex child, so nothing is
-    left running after the server exits.
+    Both end the same way: the lifespan gives running turns the drain time, then stops every Codex
+    child, so nothing is left running after the server exits. A second signal stops at once.
     """
     server = build_server(startup)
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    stdin = ThreadedStdin(sys.stdin.fileno()).start()
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(_stop_on_signals, stdin, task_group.cancel_scope)
+        # The SDK's AsyncFile type is only iterated; ThreadedStdin iterates lines the same way.
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # pyright: ignore[reportArgumentType]
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+        task_group.cancel_scope.cancel()
+
+
+async def _stop_on_signals(stdin: ThreadedStdin, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        first = True
+        async for received in signals:
+            name = signal.Signals(received).name
+            if first:
+                logger.warning("%s: finishing as if the client had closed stdin", name)
+                stdin.end()
+                first = False
+            else:
+                logger.warning("%s again: stopping now", name)
+                scope.cancel()
+                return
