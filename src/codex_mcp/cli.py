@@ -21,6 +21,8 @@ _ENV_HELP = """environment:
   CODEX_MCP_REQUEST_TIMEOUT_MS         bound on each app-server request (90000)
   CODEX_MCP_HEARTBEAT_MS               progress notifications while waiting (15000)
   CODEX_MCP_DRAIN_TIMEOUT_MS           at shutdown, time running turns get to finish (10000)
+  CODEX_MCP_IDLE_TTL_MS / _RUNNING_TTL_MS / _TERMINAL_TTL_MS / _TTL_WARNING_MS
+                                       session lifetimes (30 min / 4 h / 5 min / 60 s)
   CODEX_MCP_DISABLE_NOISE_FILTER       1: keep shell-profile noise in command output
   CODEX_MCP_VALIDATE_OUTPUT            1: check results against the output schemas
   CODEX_MCP_LOG_LEVEL                  log level on stderr (WARNING)

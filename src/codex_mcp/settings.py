@@ -89,6 +89,16 @@ def _env_ms(name: str, default_ms: int, env: dict[str, str]) -> float:
 
 
 @dataclass(frozen=True)
+class Lifetimes:
+    """How long sessions live unattended (seconds), measured from their last activity."""
+
+    idle_s: float = 30 * 60
+    running_s: float = 4 * 60 * 60
+    terminal_s: float = 5 * 60
+    warning_s: float = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server reads from its environment."""
 
@@ -102,6 +112,7 @@ class Settings:
     validate_output: bool = False
     # Drop shell-profile noise lines from command output deltas.
     filter_noise: bool = True
+    ttl: Lifetimes = Lifetimes()
     # Seconds running turns get to finish at shutdown (stdin EOF, SIGTERM, SIGINT) before children stop.
     drain_timeout_s: float = 10.0
 
@@ -116,4 +127,10 @@ class Settings:
             validate_output=environ.get("CODEX_MCP_VALIDATE_OUTPUT", "") == "1",
             filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
             drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
+            ttl=Lifetimes(
+                idle_s=_env_ms("CODEX_MCP_IDLE_TTL_MS", 30 * 60_000, environ),
+                running_s=_env_ms("CODEX_MCP_RUNNING_TTL_MS", 4 * 3_600_000, environ),
+                terminal_s=_env_ms("CODEX_MCP_TERMINAL_TTL_MS", 5 * 60_000, environ),
+                warning_s=_env_ms("CODEX_MCP_TTL_WARNING_MS", 60_000, environ),
+            ),
         )

@@ -220,6 +220,39 @@ class SessionManager:
                 if since is not None and now - since > self._settings.reconnect_timeout_s:
                     self._tg.start_soon(self._give_up_reconnecting, session)
                     session.reconnecting_since = None
+                self._apply_ttl(session, now)
+
+    def _apply_ttl(self, session: Session, now: float) -> None:
+        """Cancel sessions idle or running too long (warning once first); forget finished ones."""
+        ttl = self._settings.ttl
+        inactive = now - session.last_active_monotonic
+        if session.status in ("cancelled", "error"):
+            if inactive > ttl.terminal_s:
+                self._forget(session)
+            return
+        limit, reason = (
+            (ttl.idle_s, "idle_timeout") if session.status == "idle" else (ttl.running_s, "running_timeout")
+        )
+        if inactive > limit:
+            # cancel() touches the session, so the terminal TTL runs from now.
+            self._tg.start_soon(self.cancel, session.session_id, reason)
+        elif inactive > limit - ttl.warning_s and not session.ttl_warned:
+            session.ttl_warned = True
+            remaining = max(0.0, limit - inactive)
+            session.buffer.append(
+                "progress",
+                {
+                    "method": "codex-mcp/ttl_warning",
+                    "reason": reason,
+                    "message": f"{reason} in {remaining:.0f}s",
+                },
+                pinned=True,
+            )
+
+    def _forget(self, session: Session) -> None:
+        self._sessions.pop(session.session_id, None)
+        if self._by_thread.get(session.thread_id) is session:
+            del self._by_thread[session.thread_id]
 
     async def _interrupt_quietly(self, session: Session, turn_id: str | None, why: str) -> None:
         """Best-effort stop of the turn in Codex when we end it ourselves; bounded, never raises."""
@@ -444,6 +477,7 @@ class SessionManager:
         session.status = "cancelled"
         session.cancelled_at = now_iso()
         session.cancelled_reason = reason
+        session.touch()
         session.buffer.append(
             "progress", {"method": "codex-mcp/cancelled", "message": "Session cancelled"}, pinned=True
         )
@@ -526,9 +560,7 @@ class SessionManager:
         ]
         if not dry_run:
             for session_id in matched:
-                session = self._sessions.pop(session_id)
-                if self._by_thread.get(session.thread_id) is session:
-                    del self._by_thread[session.thread_id]
+                self._forget(self._sessions[session_id])
         return matched
 
     async def respond_permission(

@@ -126,6 +126,7 @@ class Session:
     cancelled_at: str | None = None
     cancelled_reason: str | None = None
     turn_finished: anyio.Event = field(default_factory=anyio.Event)
+    ttl_warned: bool = False
     # Turns already given a result, so a late `turn/completed` for one of them changes nothing.
     ended_turn_ids: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
@@ -133,6 +134,7 @@ class Session:
         """Record activity (for TTLs and `lastActiveAt`)."""
         self.last_active_at = now_iso()
         self.last_active_monotonic = time.monotonic()
+        self.ttl_warned = False
 
     def begin_turn(self, *, has_output_schema: bool) -> None:
         """Reset per-turn state before a new turn starts."""
