@@ -50,7 +50,7 @@ def build_outputs() -> dict[Path, str]:
         render.TOOL_BASE,
     )
 
-    all_sources = [paths.APP_SERVER_BUNDLE, paths.EXEC_SCHEMA, *tool_sources]
+    all_sources = [paths.APP_SERVER_BUNDLE, paths.APP_SERVER_PINNED, paths.EXEC_SCHEMA, *tool_sources]
     registry_text = registry.render_registry(
         file_header=render.header(all_sources, repo, "lookup tables"),
         index=index,
@@ -60,6 +60,7 @@ def build_outputs() -> dict[Path, str]:
         exec_text=exec_text,
         tool_specs=tool_specs,
         tools_text=tools_text,
+        pinned_codex_version=str(pinned.read(paths.APP_SERVER_PINNED)["codexVersion"]),
     )
     generated = paths.GENERATED_DIR
     return {

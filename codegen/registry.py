@@ -60,6 +60,7 @@ def render_registry(
     exec_text: str,
     tool_specs: list[ToolSpec],
     tools_text: str,
+    pinned_codex_version: str,
 ) -> str:
     """Module text of the registry."""
 
@@ -84,6 +85,9 @@ def render_registry(
         "from codex_mcp._generated import app_server as app",
         "from codex_mcp._generated import exec_events as exe",
         "from codex_mcp._generated import tools",
+        "",
+        "# The Codex version whose app-server protocol the models were generated from.",
+        f"PINNED_CODEX_VERSION: Final = {pinned_codex_version!r}",
     ]
     out += _table(
         "app-server notification method -> model of its params (None: it has none).",

@@ -13,10 +13,10 @@ import anyio
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import codex_home
 from codex_mcp.settings import CodexExecutable, resolve_codex
+from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
 
 # `codex --version` and `codex login status` answer at once; this only bounds a broken binary.
 _PROBE_TIMEOUT_S: Final = 15.0
-_PINNED_CODEX_VERSION: Final = "0.163.0"
 
 
 def _decode(raw: bytes) -> str:
@@ -92,8 +92,8 @@ async def readiness_report(cwd: str | None, backend_mode: str, backend_source: s
         if version is not None:
             report["codex"]["version"] = version
             report["protocol"] = {
-                "pinnedCodexVersion": _PINNED_CODEX_VERSION,
-                "matchesPinned": version == _PINNED_CODEX_VERSION,
+                "pinnedCodexVersion": PINNED_CODEX_VERSION,
+                "matchesPinned": version == PINNED_CODEX_VERSION,
             }
         else:
             problems.append(

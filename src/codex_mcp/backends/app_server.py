@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Final, Protocol, TypeVar, cast
 
 import anyio
@@ -130,7 +130,13 @@ class AppServerConnection:
         client_version: str,
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
     ) -> AsyncGenerator[AppServerConnection]:
-        """Spawn, handshake, yield; on exit close the connection and stop the child."""
+        """Spawn, handshake, yield; on exit close the connection and stop the child.
+
+        None env/cwd inherit ours.
+
+        Raises:
+            CodexMcpError: APP_SERVER_START_FAILED, with the redacted stderr tail.
+        """
         async with AsyncExitStack() as stack:
             try:
                 child = await stack.enter_async_context(open_child(argv, env=env, cwd=cwd))
@@ -343,28 +349,8 @@ class AppServerConnection:
             logger.exception("app-server handler failed on %s", what)
 
 
-def open_app_server(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None,
-    cwd: str | os.PathLike[str] | None,
-    handler: AppServerHandler,
-    client_version: str,
-    startup_timeout_s: float = STARTUP_TIMEOUT_S,
-) -> AbstractAsyncContextManager[AppServerConnection]:
-    """A started, initialized connection for an ``async with`` block; None env/cwd inherit ours.
-
-    Raises:
-        CodexMcpError: APP_SERVER_START_FAILED, with the redacted stderr tail.
-    """
-    return AppServerConnection.open(
-        argv,
-        env=env,
-        cwd=cwd,
-        handler=handler,
-        client_version=client_version,
-        startup_timeout_s=startup_timeout_s,
-    )
+# The public name for opening a connection: `async with open_app_server(argv, ...) as connection`.
+open_app_server = AppServerConnection.open
 
 
 def _typed_result(method: str, result: Any) -> Any:

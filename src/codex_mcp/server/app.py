@@ -78,14 +78,10 @@ class AppState:
 def _lifespan_for(startup: Startup) -> Callable[[Server[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
-        if isinstance(startup.codex, CodexMcpError) or startup.mode is None:
-            yield AppState(
-                startup.codex
-                if isinstance(startup.codex, CodexMcpError)
-                else CodexMcpError("INTERNAL", "no backend"),
-                startup,
-            )
+        if isinstance(startup.codex, CodexMcpError):
+            yield AppState(startup.codex, startup)
             return
+        assert startup.mode is not None  # prepare_startup chooses a mode whenever it found Codex
         async with SessionManager.open(startup.codex, startup.settings, startup.mode.mode) as manager:
             yield AppState(manager, startup)
 

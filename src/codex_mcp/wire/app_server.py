@@ -21,6 +21,7 @@ from codex_mcp.wire._validation import adapter, decode_line, first_error
 logger = logging.getLogger(__name__)
 
 RequestId = str | int
+PINNED_CODEX_VERSION: str = registry.PINNED_CODEX_VERSION
 
 
 @dataclass(frozen=True, slots=True)
