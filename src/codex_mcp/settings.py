@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_mcp.errors import CodexMcpError
@@ -88,6 +88,12 @@ def _env_ms(name: str, default_ms: int, env: dict[str, str]) -> float:
     return value / 1000
 
 
+def default_state_dir(env: dict[str, str]) -> Path:
+    """CODEX_MCP_STATE_DIR, else ~/.codex-mcp/state."""
+    raw = env.get("CODEX_MCP_STATE_DIR", "").strip()
+    return Path(raw).expanduser().absolute() if raw else Path.home() / ".codex-mcp" / "state"
+
+
 @dataclass(frozen=True)
 class Lifetimes:
     """How long sessions live unattended (seconds), measured from their last activity."""
@@ -115,6 +121,8 @@ class Settings:
     ttl: Lifetimes = Lifetimes()
     # Seconds running turns get to finish at shutdown (stdin EOF, SIGTERM, SIGINT) before children stop.
     drain_timeout_s: float = 10.0
+    # Where sessions persist across restarts (created 0700).
+    state_dir: Path = field(default_factory=lambda: default_state_dir({}))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -127,6 +135,7 @@ class Settings:
             validate_output=environ.get("CODEX_MCP_VALIDATE_OUTPUT", "") == "1",
             filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
             drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
+            state_dir=default_state_dir(environ),
             ttl=Lifetimes(
                 idle_s=_env_ms("CODEX_MCP_IDLE_TTL_MS", 30 * 60_000, environ),
                 running_s=_env_ms("CODEX_MCP_RUNNING_TTL_MS", 4 * 3_600_000, environ),

@@ -111,6 +111,7 @@ def server_env(codex_env: CodexEnv, extra: Mapping[str, str] | None = None) -> d
     env["CODEX_MCP_PATH"] = str(codex_env.binary)
     env["CODEX_MCP_LOG_LEVEL"] = "INFO"
     env["CODEX_MCP_VALIDATE_OUTPUT"] = "1"
+    env["CODEX_MCP_STATE_DIR"] = str(codex_env.root / "state")
     env.update(extra or {})
     return env
 
