@@ -17,9 +17,10 @@ import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
 from pathlib import Path
 from subprocess import PIPE
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 import anyio.to_thread
@@ -56,6 +57,23 @@ _PIPE_IDLE_AFTER_EXIT_S: Final = 1.0
 _TREE_SNAPSHOT_INTERVAL_S: Final = 1.0
 # Set to a fresh random value in each child's environment; everything that inherits it is ours.
 TAG_VARIABLE: Final = "CODEX_MCP_PROCESS_TAG"
+
+
+class SpawnLedger(Protocol):
+    """Where spawned children are recorded, so a later server can stop what a killed one left."""
+
+    def started(self, pid: int, start_time: int | None) -> None:
+        """A child started."""
+        ...
+
+    def ended(self, pid: int) -> None:
+        """A child has exited (and everything it started was stopped)."""
+        ...
+
+
+# Set by the owner of the children (the session manager) for every task it starts; a context
+# variable so that backends need not thread it through every call that may spawn.
+SPAWN_LEDGER: ContextVar[SpawnLedger | None] = ContextVar("codex_mcp_spawn_ledger", default=None)
 
 
 class ChildClosedError(Exception):
@@ -156,6 +174,9 @@ class ChildProcess:
         )
         child = cls(process, max_line_bytes=max_line_bytes, tag=tag)
         logger.debug("started %s as pid %d", Path(argv[0]).name, process.pid)
+        ledger = SPAWN_LEDGER.get()
+        if ledger is not None:
+            ledger.started(process.pid, child._tree.get(process.pid))
         with unwrap_single_error():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(child._read_stdout)
@@ -168,6 +189,8 @@ class ChildProcess:
                     try:
                         with anyio.CancelScope(shield=True):
                             await child._shutdown()
+                        if ledger is not None and child.returncode is not None:
+                            ledger.ended(child.pid)
                     finally:
                         tg.cancel_scope.cancel()
 

@@ -23,6 +23,7 @@ from codex_mcp.server import handlers, results
 from codex_mcp.server.stdin import ThreadedStdin
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
+from codex_mcp.state.store import StateStore
 from codex_mcp.wire.tools import TOOL_NAMES, output_problems, parse_input, tool_definition
 
 logger = logging.getLogger(__name__)
@@ -39,20 +40,24 @@ _TOOLS: Final[dict[str, Handler]] = {
 
 @dataclass(frozen=True)
 class Startup:
-    """What the server found before serving: its settings, the Codex to run (or why none), the backend."""
+    """What the server found before serving: its settings, the Codex to run (or why none), the
+    backend, and its locked state directory (None: sessions are kept in memory only)."""
 
     settings: Settings
     codex: CodexExecutable | CodexMcpError
     mode: ModeChoice | None
+    store: StateStore | None = None
 
 
 def prepare_startup(env: dict[str, str]) -> Startup:
-    """Read the environment and find Codex.
+    """Read the environment, find Codex, and lock the state directory (which stops whatever a
+    killed previous server left running there).
 
     Raises:
         CodexMcpError: a setting is wrong (both CODEX_MCP_PATH and CODEX_MCP_COMMAND, a bad path,
-            a bad CODEX_MCP_MODE or duration): the server must not start. A Codex that is simply
-            not installed is not raised: the server starts and `codex_setup` explains.
+            a bad CODEX_MCP_MODE or duration, a state directory that is unusable or held by another
+            live server): the server must not start. A Codex that is simply not installed is not
+            raised: the server starts and `codex_setup` explains.
     """
     settings = Settings.from_env(env)
     try:
@@ -64,7 +69,7 @@ def prepare_startup(env: dict[str, str]) -> Startup:
         return Startup(settings, exc, None)
     mode = choose_mode(codex.path, env)
     logger.info("codex %s (%s), backend %s (%s)", codex.path, codex.source, mode.mode, mode.source)
-    return Startup(settings, codex, mode)
+    return Startup(settings, codex, mode, StateStore.open(settings.state_dir))
 
 
 @dataclass
@@ -82,7 +87,9 @@ def _lifespan_for(startup: Startup) -> Callable[[Server[AppState]], AbstractAsyn
             yield AppState(startup.codex, startup)
             return
         assert startup.mode is not None  # prepare_startup chooses a mode whenever it found Codex
-        async with SessionManager.open(startup.codex, startup.settings, startup.mode.mode) as manager:
+        async with SessionManager.open(
+            startup.codex, startup.settings, startup.mode.mode, startup.store
+        ) as manager:
             yield AppState(manager, startup)
 
     return lifespan
@@ -154,12 +161,16 @@ async def serve(startup: Startup) -> None:
     """
     server = build_server(startup)
     stdin = ThreadedStdin(sys.stdin.fileno()).start()
-    async with anyio.create_task_group() as task_group:
-        task_group.start_soon(_stop_on_signals, stdin, task_group.cancel_scope)
-        # The SDK's AsyncFile type is only iterated; ThreadedStdin iterates lines the same way.
-        async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # pyright: ignore[reportArgumentType]
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-        task_group.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(_stop_on_signals, stdin, task_group.cancel_scope)
+            # The SDK's AsyncFile type is only iterated; ThreadedStdin iterates lines the same way.
+            async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # pyright: ignore[reportArgumentType]
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+            task_group.cancel_scope.cancel()
+    finally:
+        if startup.store is not None:
+            startup.store.close()
 
 
 async def _stop_on_signals(stdin: ThreadedStdin, scope: anyio.CancelScope) -> None:

@@ -185,14 +185,17 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
         }
     if action == "clean":
         statuses = [str(s) for s in args.statuses] if args.statuses else _DEFAULT_CLEAN_STATUSES
-        matched = manager.clean(statuses, args.older_than_ms, bool(args.dry_run))
+        include_disk = args.include_disk is not False
+        matched, disk_removed = manager.clean(
+            statuses, args.older_than_ms, dry_run=bool(args.dry_run), include_disk=include_disk
+        )
         removed = [] if args.dry_run else matched
         return {
             "action": action,
             "matchedSessionIds": matched,
             "removedSessionIds": removed,
             "removedCount": len(removed),
-            "diskSessionsRemoved": 0,
+            "diskSessionsRemoved": disk_removed,
             "dryRun": bool(args.dry_run),
         }
     session_id = _require_session_id(args)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import takewhile
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 
 from codex_mcp.sessions.events import PINNED_TYPES, Event, EventType, now_iso
 
-__all__ = ["CRITICAL_TYPES", "EventBuffer", "ReadResult"]
+__all__ = ["CRITICAL_TYPES", "BufferJournal", "EventBuffer", "ReadResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,18 @@ class ReadResult:
     next_cursor: int
     cursor_reset_to: int | None
     stale: bool
+
+
+class BufferJournal(Protocol):
+    """Where a buffer reports each change as it happens (the session's on-disk event log)."""
+
+    def added(self, event: Event) -> None:
+        """`event` was appended."""
+        ...
+
+    def grew(self, event: Event, delta: str) -> None:
+        """`delta` was appended to `event.data["delta"]` (coalescing)."""
+        ...
 
 
 def _has_delta(event: Event) -> bool:
@@ -77,6 +89,25 @@ class EventBuffer:
         self._sealed_below = first_id
         self._version = 0
         self._changed: anyio.Event | None = None
+        self.journal: BufferJournal | None = None
+
+    @classmethod
+    def restored(cls, events: Iterable[Event], *, next_id: int, **limits: int) -> EventBuffer:
+        """A buffer holding `events` (ascending ids, as persisted) whose next new event is `next_id`.
+
+        Every restored event counts as read, so none of them grows by coalescing; the limits apply
+        as if the events had just been appended.
+        """
+        kept = sorted(events, key=lambda event: event.id)
+        first_id = kept[0].id if kept else next_id
+        buffer = cls(first_id=first_id, **limits)
+        for event in kept:
+            buffer._events[event.id] = event
+            buffer._tier_of(event).append(event.id)
+        buffer._next_id = max(next_id, kept[-1].id + 1 if kept else next_id)
+        buffer._sealed_below = buffer._next_id
+        buffer._evict()
+        return buffer
 
     @property
     def next_id(self) -> int:
@@ -123,6 +154,8 @@ class EventBuffer:
         self._tier_of(event).append(event.id)
         self._tail_key = coalesce_key
         self._evict()
+        if self.journal is not None:
+            self.journal.added(event)
         self._bump()
         return event
 
@@ -192,6 +225,8 @@ class EventBuffer:
             return None
         tail.data["delta"] = old + new
         tail.timestamp = now_iso()
+        if self.journal is not None:
+            self.journal.grew(tail, new)
         self._bump()
         return tail
 

@@ -33,9 +33,12 @@ def placeholder_thread_id() -> str:
 class ExecDriver:
     """Runs exec turns for the manager, inside the manager's task group."""
 
-    def __init__(self, task_group: TaskGroup, codex: str, on_thread_named: Any) -> None:
+    def __init__(
+        self, task_group: TaskGroup, codex: str, on_thread_named: Any, env: dict[str, str] | None = None
+    ) -> None:
         self._tg = task_group
         self._codex = codex
+        self._env = env
         self._on_thread_named = on_thread_named
         self._stops: dict[str, anyio.Event] = {}
 
@@ -93,7 +96,7 @@ class ExecDriver:
 
         try:
             await run_exec_turn(
-                self._codex, spec, env=None, turn_id=turn_id, on_notification=deliver, stop=stop
+                self._codex, spec, env=self._env, turn_id=turn_id, on_notification=deliver, stop=stop
             )
         finally:
             if self._stops.get(session.session_id) is stop:

@@ -6,6 +6,10 @@ that is every session of a server, since all settings, the config profile includ
 That makes the second session start without a spawn, and makes `fork` work: a forked thread belongs
 to the process that forked it. A child that dies fails only its own running turns; the next call
 that needs it starts a new child and resumes the thread there (`thread/resume`).
+
+With a state directory, sessions outlive the server: they are written as they change
+(`persistence.py`) and brought back when the next server opens the same directory; their threads
+are resumed the same way, on the first call that needs them.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from codex_mcp.backends.app_server import (
     AppServerRequestError,
     open_app_server,
 )
+from codex_mcp.backends.process import SPAWN_LEDGER
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
+from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
 from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
+from codex_mcp.state.store import StateStore
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 
 logger = logging.getLogger(__name__)
@@ -71,6 +78,8 @@ class TurnRequest:
 class _Child:
     connection: AppServerConnection
     key: str
+    # Threads this process has loaded (started, forked or resumed); others need `thread/resume`.
+    threads: set[str] = field(default_factory=set[str])
 
 
 def _map_policy(policy: str, warnings: list[str]) -> str:
@@ -91,11 +100,24 @@ def _codex_error(method: str, exc: AppServerRequestError) -> CodexMcpError:
 class SessionManager:
     """Creates, drives and answers for sessions; one per server."""
 
-    def __init__(self, task_group: TaskGroup, codex: CodexExecutable, settings: Settings, mode: str) -> None:
+    def __init__(
+        self,
+        task_group: TaskGroup,
+        codex: CodexExecutable,
+        settings: Settings,
+        mode: str,
+        store: StateStore | None = None,
+    ) -> None:
         self._tg = task_group
         self._codex = codex
         self._settings = settings
-        self._exec = ExecDriver(task_group, str(codex.path), self._name_thread) if mode == "exec" else None
+        self._child_env = None if store is None else store.child_environment()
+        self._persister = None if store is None else SessionPersister(store)
+        self._exec = (
+            ExecDriver(task_group, str(codex.path), self._name_thread, self._child_env)
+            if mode == "exec"
+            else None
+        )
         self._sessions: dict[str, Session] = {}
         self._by_thread: dict[str, Session] = {}
         self._children: dict[str, _Child] = {}
@@ -107,19 +129,59 @@ class SessionManager:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, codex: CodexExecutable, settings: Settings, mode: str = "app-server"
+        cls,
+        codex: CodexExecutable,
+        settings: Settings,
+        mode: str = "app-server",
+        store: StateStore | None = None,
     ) -> AsyncGenerator[SessionManager]:
-        """A manager whose children and tasks all end when the context exits."""
-        async with anyio.create_task_group() as task_group:
-            manager = cls(task_group, codex, settings, mode)
-            task_group.start_soon(manager._watchdog)
-            try:
-                yield manager
-                # A normal end (the client closed stdin) drains; a cancelled one (a signal) stops at once.
-                with anyio.CancelScope(shield=True):
-                    await manager._drain(settings.drain_timeout_s)
-            finally:
-                task_group.cancel_scope.cancel()
+        """A manager whose children and tasks all end when the context exits.
+
+        With `store`, the sessions it holds come back first, every change is written to it, and
+        every child is recorded in it.
+        """
+        ledger_token = SPAWN_LEDGER.set(store)
+        manager: SessionManager | None = None
+        try:
+            async with anyio.create_task_group() as task_group:
+                manager = cls(task_group, codex, settings, mode, store)
+                if manager._persister is not None:
+                    manager._recover(manager._persister)
+                    task_group.start_soon(manager._persister.run, manager.sessions)
+                task_group.start_soon(manager._watchdog)
+                try:
+                    yield manager
+                    # A normal end (the client closed stdin) drains; a cancelled one (a signal) stops at once.
+                    with anyio.CancelScope(shield=True):
+                        await manager._drain(settings.drain_timeout_s)
+                    manager._end_running_turns()
+                finally:
+                    task_group.cancel_scope.cancel()
+        finally:
+            SPAWN_LEDGER.reset(ledger_token)
+            if manager is not None and manager._persister is not None:
+                for session in manager.sessions():
+                    manager._persister.write(session)
+
+    def _recover(self, persister: SessionPersister) -> None:
+        backend = "exec" if self._exec is not None else "app-server"
+        key = "exec" if self._exec is not None else self._spawn_key()
+        for session in persister.recover(connection_key=key, filter_noise=self._settings.filter_noise):
+            session.backend = backend
+            self._register(session)
+
+    def _end_running_turns(self) -> None:
+        """Close the turns the drain left running: their children are about to stop."""
+        for session in self._sessions.values():
+            if session.status in ("running", "waiting_approval"):
+                session.pending.clear()
+                finish_turn(
+                    session,
+                    status="error",
+                    turn_id=session.active_turn_id,
+                    reason="server_shutdown",
+                    error_message="codex-mcp shut down before this turn finished; codex_reply continues it",
+                )
 
     async def _drain(self, timeout_s: float) -> None:
         """Give running turns up to `timeout_s` to finish before their children are stopped."""
@@ -152,7 +214,7 @@ class SessionManager:
     ) -> None:
         router = _Router(self, key)
         async with open_app_server(
-            argv, env=None, cwd=None, handler=router, client_version=__version__
+            argv, env=self._child_env, cwd=None, handler=router, client_version=__version__
         ) as conn:
             self._children[key] = _Child(conn, key)
             task_status.started(conn)
@@ -249,10 +311,20 @@ class SessionManager:
                 pinned=True,
             )
 
+    def _register(self, session: Session) -> None:
+        self._sessions[session.session_id] = session
+        self._by_thread[session.thread_id] = session
+        if self._persister is not None:
+            self._persister.attach(session)
+
     def _forget(self, session: Session) -> None:
+        """Drop a session from memory; its files stay until `clean` with `includeDisk`."""
         self._sessions.pop(session.session_id, None)
         if self._by_thread.get(session.thread_id) is session:
             del self._by_thread[session.thread_id]
+        if self._persister is not None:
+            self._persister.write(session)
+            self._persister.forget(session.session_id)
 
     async def _interrupt_quietly(self, session: Session, turn_id: str | None, why: str) -> None:
         """Best-effort stop of the turn in Codex when we end it ourselves; bounded, never raises."""
@@ -337,8 +409,7 @@ class SessionManager:
                 backend="exec",
                 filter_noise=self._settings.filter_noise,
             )
-            self._sessions[session.session_id] = session
-            self._by_thread[session.thread_id] = session
+            self._register(session)
             self._start_exec_turn(session, turn, warnings)
             return session
         key = self._spawn_key()
@@ -370,8 +441,8 @@ class SessionManager:
             connection_key=key,
             filter_noise=self._settings.filter_noise,
         )
-        self._sessions[session.session_id] = session
-        self._by_thread[thread_id] = session
+        self._loaded(key, thread_id)
+        self._register(session)
         await self._start_turn(connection, session, turn)
         return session
 
@@ -402,15 +473,22 @@ class SessionManager:
             if value is not None:
                 setattr(session.settings, name, value)
 
+    def _loaded(self, key: str, thread_id: str) -> None:
+        child = self._children.get(key)
+        if child is not None:
+            child.threads.add(thread_id)
+
     async def _connection_for(self, session: Session) -> AppServerConnection:
-        child = self._children.get(session.connection_key)
-        if child is not None and not child.connection.closed:
-            return child.connection
+        """The live process that has the session's thread loaded, resuming it there if needed."""
         connection = await self._connection(session.connection_key)
+        child = self._children.get(session.connection_key)
+        if child is not None and session.thread_id in child.threads:
+            return connection
         if session.settings.ephemeral:
             raise CodexMcpError(
                 "SESSION_NOT_RUNNING",
-                "this ephemeral session's Codex process exited; its thread cannot resume",
+                "this ephemeral session's Codex process is gone (it exited, or codex-mcp restarted); "
+                "its thread cannot resume: start a new session",
             )
         resume: dict[str, Any] = {
             "threadId": session.thread_id,
@@ -421,6 +499,7 @@ class SessionManager:
         if session.settings.model is not None:
             resume["model"] = session.settings.model
         await self._call(connection, "thread/resume", resume)
+        self._loaded(session.connection_key, session.thread_id)
         return connection
 
     async def _start_turn(self, connection: AppServerConnection, session: Session, turn: TurnRequest) -> None:
@@ -528,9 +607,9 @@ class SessionManager:
             filter_noise=self._settings.filter_noise,
         )
         fork.phase = "finished"
+        self._loaded(fork.connection_key, thread_id)
+        self._register(fork)
         fork.buffer.append("progress", {"method": "codex-mcp/forked", "sourceSessionId": session_id})
-        self._sessions[fork.session_id] = fork
-        self._by_thread[thread_id] = fork
         return fork
 
     async def clean_background_terminals(self, session_id: str) -> Session:
@@ -548,8 +627,14 @@ class SessionManager:
         )
         return session
 
-    def clean(self, statuses: list[str], older_than_ms: int | None, dry_run: bool) -> list[str]:
-        """Ids of the finished sessions matching; removed unless `dry_run`."""
+    def clean(
+        self, statuses: list[str], older_than_ms: int | None, *, dry_run: bool, include_disk: bool
+    ) -> tuple[list[str], int]:
+        """Ids of the finished sessions matching, and how many had their files deleted.
+
+        Matches are removed unless `dry_run`; with `include_disk` their files go too, and so do the
+        files of matching sessions no longer in memory.
+        """
         now = time.monotonic()
         matched = [
             session.session_id
@@ -558,10 +643,18 @@ class SessionManager:
             and session.status in TERMINAL
             and (older_than_ms is None or (now - session.last_active_monotonic) * 1000 > older_than_ms)
         ]
+        persister = self._persister if include_disk else None
+        if persister is not None:
+            matched += disk_only_matches(persister.store, set(self._sessions), statuses, older_than_ms)
+        disk_removed = 0
         if not dry_run:
             for session_id in matched:
-                self._forget(self._sessions[session_id])
-        return matched
+                session = self._sessions.get(session_id)
+                if session is not None:
+                    self._forget(session)
+                if persister is not None and persister.remove(session_id):
+                    disk_removed += 1
+        return matched, disk_removed
 
     async def respond_permission(
         self,

@@ -1,0 +1,239 @@
+"""Sessions to and from the state directory: what is written when, and how a restart brings them back.
+
+Events go to disk as the buffer records them (`EventJournal`); the rest of a session (status,
+settings, cursor, tokens, result) changes often and matters less to the millisecond, so it is
+written when it has changed, checked a few times a second, and at once when a session is created
+and at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from typing import Any, Final, cast, get_args
+
+import anyio
+
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.sessions.buffer import EventBuffer
+from codex_mcp.sessions.ingest import finish_turn
+from codex_mcp.sessions.session import TERMINAL, Session, SessionStatus, ThreadSettings, TokenTotals
+from codex_mcp.state.store import StateStore, StoredSession
+
+logger = logging.getLogger(__name__)
+
+META_VERSION: Final = 1
+# How often changed session metadata is written.
+FLUSH_PERIOD_S: Final = 0.25
+_SETTING_NAMES: Final = frozenset(field.name for field in fields(ThreadSettings))
+_TOKEN_NAMES: Final = frozenset(field.name for field in fields(TokenTotals))
+
+
+def session_meta(session: Session) -> dict[str, Any]:
+    """What `meta.json` holds for `session` (everything but events and the result)."""
+    return {
+        "version": META_VERSION,
+        "sessionId": session.session_id,
+        "threadId": session.thread_id,
+        "backend": session.backend,
+        "status": session.status,
+        "phase": session.phase,
+        "createdAt": session.created_at,
+        "lastActiveAt": session.last_active_at,
+        "completedAt": session.completed_at,
+        "cancelledAt": session.cancelled_at,
+        "cancelledReason": session.cancelled_reason,
+        "activeTurnId": session.active_turn_id,
+        "endedTurnIds": list(session.ended_turn_ids),
+        "lastCursor": session.last_cursor,
+        "lastMethod": session.last_method,
+        "nextEventId": session.buffer.next_id,
+        "tokens": asdict(session.tokens),
+        "settings": asdict(session.settings),
+    }
+
+
+def restore_session(stored: StoredSession, *, connection_key: str, filter_noise: bool) -> Session:
+    """The session `stored` describes, as it was, except that no turn can still be running.
+
+    A turn that was running when the previous server died ends with status `error`, reason
+    `server_restart`; the session can be replied to like any errored one.
+
+    Raises:
+        ValueError: the metadata lacks what a session needs.
+    """
+    meta = stored.meta
+    if meta.get("sessionId") != stored.session_id:
+        raise ValueError(f"meta.json names session {meta.get('sessionId')!r}")
+    thread_id, settings = meta.get("threadId"), meta.get("settings")
+    if not isinstance(thread_id, str) or not isinstance(settings, dict):
+        raise ValueError("meta.json lacks threadId or settings")
+    known = {k: v for k, v in settings.items() if k in _SETTING_NAMES}  # pyright: ignore[reportUnknownVariableType]
+    try:
+        thread_settings = ThreadSettings(**known)  # pyright: ignore[reportUnknownArgumentType]
+    except TypeError as exc:
+        raise ValueError(f"meta.json settings: {exc}") from None
+    next_event_id = meta.get("nextEventId")
+    session = Session(
+        session_id=stored.session_id,
+        thread_id=thread_id,
+        settings=thread_settings,
+        connection_key=connection_key,
+        backend=_text(meta, "backend") or "app-server",
+        filter_noise=filter_noise,
+        buffer=EventBuffer.restored(
+            stored.events, next_id=next_event_id if isinstance(next_event_id, int) else 0
+        ),
+    )
+    status = meta.get("status")
+    session.status = cast(SessionStatus, status) if status in get_args(SessionStatus) else "error"
+    session.phase = _text(meta, "phase") or "finished"
+    session.created_at = _text(meta, "createdAt") or session.created_at
+    session.last_active_at = _text(meta, "lastActiveAt") or session.last_active_at
+    session.completed_at = _text(meta, "completedAt")
+    session.cancelled_at = _text(meta, "cancelledAt")
+    session.cancelled_reason = _text(meta, "cancelledReason")
+    session.last_method = _text(meta, "lastMethod")
+    session.active_turn_id = _text(meta, "activeTurnId")
+    ended = meta.get("endedTurnIds")
+    if isinstance(ended, list):
+        session.ended_turn_ids.extend(str(turn) for turn in cast(list[object], ended))
+    cursor = meta.get("lastCursor")
+    session.last_cursor = (
+        min(cursor, session.buffer.next_id) if isinstance(cursor, int) and cursor >= 0 else 0
+    )
+    tokens = meta.get("tokens")
+    if isinstance(tokens, dict):
+        saved = cast(dict[str, object], tokens)
+        counts = {k: v for k, v in saved.items() if k in _TOKEN_NAMES and type(v) is int}
+        session.tokens = TokenTotals(**counts, seen=saved.get("seen") is True)
+    session.result = stored.result
+    session.turn_finished.set()
+    if session.status in ("running", "waiting_approval"):
+        session.status = "running"
+        finish_turn(
+            session,
+            status="error",
+            turn_id=session.active_turn_id,
+            reason="server_restart",
+            error_message=(
+                "codex-mcp restarted while this turn was running; the turn stopped there. "
+                "codex_reply continues the conversation"
+                if not session.settings.ephemeral
+                else "codex-mcp restarted while this turn was running; this ephemeral session cannot resume"
+            ),
+        )
+    return session
+
+
+def disk_only_matches(
+    store: StateStore, in_memory: set[str], statuses: list[str], older_than_ms: int | None
+) -> list[str]:
+    """Sessions on disk but not in memory whose saved status and inactivity match a `clean`."""
+    now = datetime.now(UTC)
+    matched: list[str] = []
+    for session_id in store.session_ids():
+        if session_id in in_memory:
+            continue
+        meta = store.read_meta(session_id)
+        status = None if meta is None else meta.get("status")
+        if meta is not None and (status not in statuses or status not in TERMINAL):
+            continue
+        if older_than_ms is not None and meta is not None:
+            last_active = _parse_time(_text(meta, "lastActiveAt"))
+            if last_active is not None and (now - last_active).total_seconds() * 1000 <= older_than_ms:
+                continue
+        # Unreadable metadata matches too: such a directory can never load, only be cleaned.
+        matched.append(session_id)
+    return matched
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _text(meta: dict[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    return value if isinstance(value, str) else None
+
+
+class SessionPersister:
+    """Keeps the state directory in step with the sessions of one manager."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._written_meta: dict[str, dict[str, Any]] = {}
+        self._written_result: dict[str, dict[str, Any]] = {}
+
+    @property
+    def store(self) -> StateStore:
+        """The state directory written to."""
+        return self._store
+
+    def attach(self, session: Session) -> None:
+        """Start persisting `session`: its metadata at once, its events as they come.
+
+        A session that did not start empty (a recovered one) has its log rewritten from its
+        buffer, which may hold less than the log (eviction, a torn line) or more (the restart's
+        own result event).
+        """
+        journal = self._store.journal(session.session_id, session.buffer.events)
+        session.buffer.journal = journal
+        if len(session.buffer):
+            journal.compact()
+        self.write(session)
+
+    def recover(self, *, connection_key: str, filter_noise: bool) -> list[Session]:
+        """Every session the directory holds that can be read (each to be attached by the caller)."""
+        sessions: list[Session] = []
+        for session_id in self._store.session_ids():
+            stored = self._store.load(session_id)
+            if stored is None:
+                continue
+            try:
+                session = restore_session(stored, connection_key=connection_key, filter_noise=filter_noise)
+            except ValueError as exc:
+                logger.warning("skipping session %s: %s", session_id, exc)
+                continue
+            sessions.append(session)
+        if sessions:
+            logger.info("recovered %d session(s) from %s", len(sessions), self._store.root)
+        return sessions
+
+    def write(self, session: Session) -> None:
+        """Write what changed in `session` since it was last written."""
+        meta = session_meta(session)
+        result = session.result
+        try:
+            if self._written_meta.get(session.session_id) != meta:
+                self._store.write_meta(session.session_id, meta)
+                self._written_meta[session.session_id] = meta
+            if result is not None and self._written_result.get(session.session_id) != result:
+                self._store.write_result(session.session_id, result)
+                self._written_result[session.session_id] = dict(result)
+        except (OSError, CodexMcpError):
+            logger.exception("could not persist session %s", session.session_id)
+
+    def forget(self, session_id: str) -> None:
+        """Stop tracking a session dropped from memory (its files stay)."""
+        self._written_meta.pop(session_id, None)
+        self._written_result.pop(session_id, None)
+
+    def remove(self, session_id: str) -> bool:
+        """Delete the session's files; True if there were any."""
+        self.forget(session_id)
+        return self._store.remove(session_id)
+
+    async def run(self, sessions: Callable[[], Iterable[Session]]) -> None:
+        """Write changed sessions every `FLUSH_PERIOD_S`, until cancelled."""
+        while True:
+            await anyio.sleep(FLUSH_PERIOD_S)
+            for session in sessions():
+                self.write(session)

@@ -1,0 +1,281 @@
+"""Sessions survive the server: kill -9 mid-turn, restart, and the conversation goes on.
+
+The first server is killed with SIGKILL while Codex runs a shell command outside any sandbox, so
+nothing but the next server's reaper would ever stop that command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.e2e.client import running_server, server_env
+from tests.e2e.processes import live_processes_with_env
+from tests.e2e.raw_client import RawClient
+from tests.harness.codex_env import CodexEnv
+from tests.harness.mock_model import MockModelServer
+from tests.harness.scenarios import (
+    PLAIN_TEXT,
+    Reply,
+    ScenarioOptions,
+    StreamReply,
+    analyse,
+    completed,
+    created,
+    decide,
+    function_call_events,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
+
+# A command nobody else runs, so the test can find it in /proc.
+HOLD_COMMAND = "sleep 313"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _hold(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
+    """Run a long command, then answer once its output is back (it never is, here)."""
+    if analyse(body).step > 0:
+        return decide(body, options)
+    arguments = {"cmd": HOLD_COMMAND, "yield_time_ms": 300_000}
+    return StreamReply(
+        (
+            created("resp_hold"),
+            *function_call_events("call_hold", "exec_command", arguments),
+            completed("resp_hold"),
+        )
+    )
+
+
+def _inputs(mock: MockModelServer) -> str:
+    return json.dumps(mock.responses_requests()[-1].input_items)
+
+
+async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    response = await client.request("tools/call", {"name": tool, "arguments": arguments})
+    result = response["result"]
+    assert not result.get("isError"), result
+    structured: dict[str, Any] = result["structuredContent"]
+    return structured
+
+
+def _holders(codex_env: CodexEnv) -> list[int]:
+    return live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}", argv_contains=b"313")
+
+
+def _app_servers(codex_env: CodexEnv) -> list[int]:
+    return live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}", argv_contains=b"app-server")
+
+
+async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversation_goes_on(
+    codex_env: CodexEnv, mock_model: MockModelServer, tmp_path: Path
+) -> None:
+    mock_model.custom_scenarios["hold"] = _hold
+    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(90):
+        process = await anyio.open_process(
+            [sys.executable, "-m", "codex_mcp"],
+            env=server_env(codex_env),
+            cwd=codex_env.workspace,
+            stderr=stderr,
+        )
+        first = RawClient(process)
+        await first.initialize()
+        started = await _call(
+            first,
+            "codex",
+            {
+                "prompt": "scenario:hold remember KESTREL, then run the command",
+                "approvalPolicy": "never",
+                "sandbox": "danger-full-access",
+            },
+        )
+        session_id = started["sessionId"]
+        await _until(lambda: bool(_holders(codex_env)))
+        before = await _call(
+            first, "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
+        )
+        assert before["status"] == "running"
+        # The cursor and status are written a few times a second; events as they come.
+        await anyio.sleep(0.6)
+        children = _holders(codex_env) + _app_servers(codex_env)
+        process.send_signal(signal.SIGKILL)
+        assert await process.wait() == -signal.SIGKILL
+    assert _holders(codex_env), "the command outlived its server, as nothing stops it but the reaper"
+
+    async with running_server(codex_env) as mcp:
+        assert [pid for pid in children if _alive(pid)] == []
+        listed = await mcp.call("codex_session", {"action": "list"})
+        assert [s["sessionId"] for s in listed["sessions"]] == [session_id]
+        assert listed["sessions"][0]["status"] == "error"
+        assert listed["sessions"][0]["canResume"] is True
+
+        after = await mcp.call("codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500})
+        # The cursor carried over: only what happened since the last poll, i.e. the restart's result.
+        assert after["events"][0]["id"] >= before["nextCursor"]
+        assert after["result"]["reason"] == "server_restart"
+        assert after["result"]["status"] == "error"
+        replayed = await mcp.call(
+            "codex_check",
+            {
+                "action": "poll",
+                "sessionId": session_id,
+                "cursor": 0,
+                "maxEvents": 500,
+                "responseMode": "full",
+            },
+        )
+        old_ids = [event["id"] for event in before["events"]]
+        assert [event["id"] for event in replayed["events"]][: len(old_ids)] == old_ids
+        assert [event["type"] for event in replayed["events"]][: len(old_ids)] == [
+            event["type"] for event in before["events"]
+        ]
+
+        reply = await mcp.call(
+            "codex_reply",
+            {"sessionId": session_id, "prompt": "scenario:plain what was the word?", "waitForResult": 30000},
+        )
+    assert reply["status"] == "idle"
+    assert reply["threadId"] == started["threadId"]
+    assert reply["result"]["text"] == PLAIN_TEXT
+    assert "KESTREL" in _inputs(mock_model)
+    assert _holders(codex_env) == []
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 - /proc has nothing to wait on
+        await anyio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+async def test_a_killed_codex_child_fails_its_turn_with_its_stderr_and_the_server_goes_on(
+    codex_env: CodexEnv,
+) -> None:
+    async with running_server(codex_env) as mcp:
+        started = await mcp.call(
+            "codex", {"prompt": "scenario:slow take long", "approvalPolicy": "never", "sandbox": "read-only"}
+        )
+        app_servers = live_processes_with_env(
+            f"CODEX_HOME={codex_env.codex_home}", argv_contains=b"app-server"
+        )
+        assert len(app_servers) == 1
+        os.kill(app_servers[0], signal.SIGKILL)
+        poll, _ = await mcp.run_to_end(started["sessionId"])
+        assert poll["status"] == "error"
+        assert poll["result"]["reason"] == "app_server_exited"
+        message = poll["result"]["error"]["message"]
+        assert message.startswith("codex app-server exited (killed by SIGKILL); stderr: ")
+        # What Codex itself logged last (it warns about the mock's unknown model at every start).
+        assert "Unknown model mock-model" in message
+
+        fresh = await mcp.call(
+            "codex",
+            {
+                "prompt": "scenario:plain hello again",
+                "approvalPolicy": "never",
+                "sandbox": "read-only",
+                "advanced": {"waitForResult": 30000},
+            },
+        )
+        assert fresh["status"] == "idle"
+        assert fresh["result"]["text"] == PLAIN_TEXT
+        again = await mcp.call(
+            "codex_reply",
+            {"sessionId": started["sessionId"], "prompt": "scenario:plain go on", "waitForResult": 30000},
+        )
+        assert again["status"] == "idle"
+
+
+async def test_a_second_server_on_the_same_state_dir_is_refused_with_a_clear_error(
+    codex_env: CodexEnv,
+) -> None:
+    async with running_server(codex_env):
+        second = await anyio.run_process(
+            [sys.executable, "-m", "codex_mcp"],
+            env=server_env(codex_env),
+            cwd=codex_env.workspace,
+            check=False,
+        )
+    assert second.returncode == 2
+    assert second.stdout == b""
+    message = second.stderr.decode()
+    assert "CODEX_MCP_STATE_DIR" in message
+    assert "in use by another codex-mcp server (pid" in message
+
+
+async def test_damaged_state_files_are_skipped_and_the_rest_loads(codex_env: CodexEnv) -> None:
+    async with running_server(codex_env) as mcp:
+        ids: list[str] = []
+        for word in ("one", "two"):
+            out = await mcp.call(
+                "codex",
+                {
+                    "prompt": f"scenario:plain {word}",
+                    "approvalPolicy": "never",
+                    "sandbox": "read-only",
+                    "advanced": {"waitForResult": 30000},
+                },
+            )
+            ids.append(out["sessionId"])
+    sessions = codex_env.root / "state" / "sessions"
+    good, garbled = ids
+    with (sessions / good / "events.jsonl").open("ab") as log:
+        log.write(b'{"id": 999, "type": "output", "da')
+    (sessions / garbled / "meta.json").write_bytes(b"\x00not json")
+    async with running_server(codex_env) as mcp:
+        listed = await mcp.call("codex_session", {"action": "list"})
+        poll = await mcp.call(
+            "codex_check", {"action": "poll", "sessionId": good, "cursor": 0, "maxEvents": 500}
+        )
+        cleaned = await mcp.call("codex_session", {"action": "clean", "statuses": ["idle", "error"]})
+    assert [s["sessionId"] for s in listed["sessions"]] == [good]
+    assert poll["status"] == "idle"
+    assert poll["result"]["text"] == PLAIN_TEXT
+    assert all(event["id"] != 999 for event in poll["events"])
+    # The unreadable one can never load, but clean still removes it from disk.
+    assert sorted(cleaned["removedSessionIds"]) == sorted(ids)
+    assert cleaned["diskSessionsRemoved"] == 2
+    assert list(sessions.iterdir()) == []
+
+
+async def test_state_files_are_private(codex_env: CodexEnv) -> None:
+    async with running_server(codex_env) as mcp:
+        out = await mcp.call(
+            "codex",
+            {
+                "prompt": "scenario:plain hi",
+                "approvalPolicy": "never",
+                "sandbox": "read-only",
+                "advanced": {"waitForResult": 30000},
+            },
+        )
+    state = codex_env.root / "state"
+    directory = state / "sessions" / out["sessionId"]
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    names = sorted(path.name for path in directory.iterdir())
+    assert names == ["events.jsonl", "meta.json", "result.json"]
+    for path in [*directory.iterdir(), state / "lock", state / "children.json"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["status"] == "idle"
+    assert json.loads((directory / "result.json").read_text())["text"] == PLAIN_TEXT
