@@ -577,3 +577,15 @@ async def test_a_waiter_on_the_new_version_waits_for_the_next_change() -> None:
             assert results == [True]
             _progress(buffer)
     assert results == [True, True]
+
+
+def test_a_restored_buffer_keeps_ids_applies_its_limits_and_seals_every_event() -> None:
+    original = EventBuffer()
+    for i in range(5):
+        original.append("output", {"method": "item/agentMessage/delta", "delta": str(i)})
+    restored = EventBuffer.restored(original.events(), next_id=9, soft_limit=3, hard_limit=3)
+    assert [event.id for event in restored.events()] == [2, 3, 4]
+    assert restored.next_id == 9
+    grown = restored.append("output", {"method": "item/agentMessage/delta", "delta": "x"}, coalesce_key="k")
+    assert grown.id == 9
+    assert EventBuffer.restored([], next_id=4).next_id == 4

@@ -1,0 +1,96 @@
+"""Orphan reaping: what a dead server left is stopped, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codex_mcp.backends import proc_tree
+from codex_mcp.state.lock import LOCK_NAME
+from codex_mcp.state.reaper import RUN_VARIABLE, reap
+from codex_mcp.state.store import StateStore
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=5)
+
+
+def _start(spawned: list[subprocess.Popen[bytes]], argv: list[str], tag: str | None = None) -> int:
+    env = dict(os.environ)
+    if tag is not None:
+        env[RUN_VARIABLE] = tag
+    process = subprocess.Popen(argv, env=env, start_new_session=True)
+    spawned.append(process)
+    deadline = time.monotonic() + 5
+    # Wait for the exec to happen, so /proc shows the final command line and environment.
+    while Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[0] != argv[0].encode():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return process.pid
+
+
+def _alive(pid: int) -> bool:
+    start = proc_tree.start_time(pid)
+    return start is not None and bool(proc_tree.alive({pid: start}))
+
+
+def test_a_process_carrying_the_dead_runs_tag_is_stopped(spawned: list[subprocess.Popen[bytes]]) -> None:
+    tagged = _start(spawned, ["sleep", "30"], tag="run-dead")
+    other_run = _start(spawned, ["sleep", "30"], tag="run-alive")
+    untagged = _start(spawned, ["sleep", "30"])
+    assert reap("run-dead", {}) == [tagged]
+    assert not _alive(tagged)
+    assert _alive(other_run)
+    assert _alive(untagged)
+
+
+def test_a_recorded_child_and_its_descendants_are_stopped(spawned: list[subprocess.Popen[bytes]]) -> None:
+    shell = _start(spawned, ["sh", "-c", "sleep 30 & wait"])
+    deadline = time.monotonic() + 5
+    while len(proc_tree.expand({shell: proc_tree.start_time(shell) or 0})) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    family = proc_tree.expand({shell: proc_tree.start_time(shell) or 0})
+    assert sorted(reap("run-dead", {shell: proc_tree.start_time(shell) or 0})) == sorted(family)
+    assert not any(_alive(pid) for pid in family)
+
+
+def test_a_recorded_pid_with_another_start_time_is_someone_elses(
+    spawned: list[subprocess.Popen[bytes]],
+) -> None:
+    stranger = _start(spawned, ["sleep", "30"])
+    start = proc_tree.start_time(stranger)
+    assert start is not None
+    assert reap("run-dead", {stranger: start - 1}) == []
+    assert _alive(stranger)
+
+
+def test_opening_a_state_dir_reaps_the_previous_runs_children(
+    spawned: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    leftover = _start(spawned, ["sleep", "30"])
+    bystander = _start(spawned, ["sleep", "30"])
+    root = tmp_path / "state"
+    root.mkdir()
+    (root / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 3, "runId": "run-dead", "startedAt": 1.0}))
+    children = {str(leftover): proc_tree.start_time(leftover)}
+    (root / "children.json").write_text(json.dumps({"runId": "run-dead", "children": children}))
+    store = StateStore.open(root)
+    try:
+        assert not _alive(leftover)
+        assert _alive(bystander)
+        assert json.loads((root / "children.json").read_text()) == {"runId": store.run_id, "children": {}}
+    finally:
+        store.close()
