@@ -279,3 +279,70 @@ async def test_state_files_are_private(codex_env: CodexEnv) -> None:
     meta = json.loads((directory / "meta.json").read_text())
     assert meta["status"] == "idle"
     assert json.loads((directory / "result.json").read_text())["text"] == PLAIN_TEXT
+
+
+@pytest.mark.parametrize("mode", ["app-server", "exec"])
+async def test_an_idle_session_continues_after_a_restart_with_its_context(
+    codex_env: CodexEnv, mock_model: MockModelServer, mode: str
+) -> None:
+    env = {"CODEX_MCP_MODE": mode}
+    async with running_server(codex_env, env) as mcp:
+        first = await mcp.call(
+            "codex",
+            {
+                "prompt": "scenario:plain remember OSPREY",
+                "approvalPolicy": "never",
+                "sandbox": "read-only",
+                "advanced": {"waitForResult": 30000},
+            },
+        )
+        seen = await mcp.call(
+            "codex_check", {"action": "poll", "sessionId": first["sessionId"], "maxEvents": 500}
+        )
+    async with running_server(codex_env, env) as mcp:
+        listed = await mcp.call("codex_session", {"action": "list"})
+        again = await mcp.call(
+            "codex_check", {"action": "poll", "sessionId": first["sessionId"], "maxEvents": 500}
+        )
+        reply = await mcp.call(
+            "codex_reply",
+            {
+                "sessionId": first["sessionId"],
+                "prompt": "scenario:plain and the word?",
+                "waitForResult": 30000,
+            },
+        )
+    assert [(s["sessionId"], s["status"]) for s in listed["sessions"]] == [(first["sessionId"], "idle")]
+    # Nothing new since the last poll of the previous server: the cursor carried over.
+    assert again["events"] == []
+    assert again["nextCursor"] == seen["nextCursor"]
+    assert again["result"]["text"] == PLAIN_TEXT
+    assert reply["status"] == "idle"
+    assert reply["threadId"] == first["threadId"]
+    assert "OSPREY" in _inputs(mock_model)
+
+
+async def test_a_turn_the_drain_cut_short_comes_back_as_server_shutdown(
+    codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(60):
+        process = await anyio.open_process(
+            [sys.executable, "-m", "codex_mcp"],
+            env=server_env(codex_env, {"CODEX_MCP_DRAIN_TIMEOUT_MS": "300"}),
+            cwd=codex_env.workspace,
+            stderr=stderr,
+        )
+        first = RawClient(process)
+        await first.initialize()
+        started = await _call(
+            first,
+            "codex",
+            {"prompt": "scenario:slow take long", "approvalPolicy": "never", "sandbox": "read-only"},
+        )
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+    async with running_server(codex_env) as mcp:
+        poll = await mcp.call("codex_check", {"action": "poll", "sessionId": started["sessionId"]})
+    assert poll["status"] == "error"
+    assert poll["result"]["reason"] == "server_shutdown"
