@@ -111,6 +111,8 @@ async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversati
         # The cursor and status are written a few times a second; events as they come.
         await anyio.sleep(0.6)
         children = _holders(codex_env) + _app_servers(codex_env)
+        ledger = json.loads((codex_env.root / "state" / "children.json").read_text())
+        assert [int(pid) for pid in ledger["children"]] == _app_servers(codex_env)
         process.send_signal(signal.SIGKILL)
         assert await process.wait() == -signal.SIGKILL
     assert _holders(codex_env), "the command outlived its server, as nothing stops it but the reaper"

@@ -73,7 +73,7 @@ class SpawnLedger(Protocol):
         ...
 
 
-# Set by the owner of the children (the session manager) for every task it starts; a context
+# Set by the owner of the children (the session manager) in each task that spawns; a context
 # variable so that backends need not thread it through every call that may spawn.
 SPAWN_LEDGER: ContextVar[SpawnLedger | None] = ContextVar("codex_mcp_spawn_ledger", default=None)
 

@@ -16,6 +16,7 @@ from anyio.abc import TaskGroup
 
 from codex_mcp.backends.exec import run_exec_turn
 from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
+from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
 from codex_mcp.sessions.ingest import ingest_notification
 from codex_mcp.sessions.session import Session
 
@@ -34,11 +35,17 @@ class ExecDriver:
     """Runs exec turns for the manager, inside the manager's task group."""
 
     def __init__(
-        self, task_group: TaskGroup, codex: str, on_thread_named: Any, env: dict[str, str] | None = None
+        self,
+        task_group: TaskGroup,
+        codex: str,
+        on_thread_named: Any,
+        env: dict[str, str] | None = None,
+        ledger: SpawnLedger | None = None,
     ) -> None:
         self._tg = task_group
         self._codex = codex
         self._env = env
+        self._ledger = ledger
         self._on_thread_named = on_thread_named
         self._stops: dict[str, anyio.Event] = {}
 
@@ -94,6 +101,8 @@ class ExecDriver:
             ingest_notification(session, method, params)
             session.buffer.notify()
 
+        # This task's own context: every `codex exec` it spawns is recorded.
+        SPAWN_LEDGER.set(self._ledger)
         try:
             await run_exec_turn(
                 self._codex, spec, env=self._env, turn_id=turn_id, on_notification=deliver, stop=stop

@@ -111,10 +111,11 @@ class SessionManager:
         self._tg = task_group
         self._codex = codex
         self._settings = settings
+        self._store = store
         self._child_env = None if store is None else store.child_environment()
         self._persister = None if store is None else SessionPersister(store)
         self._exec = (
-            ExecDriver(task_group, str(codex.path), self._name_thread, self._child_env)
+            ExecDriver(task_group, str(codex.path), self._name_thread, self._child_env, store)
             if mode == "exec"
             else None
         )
@@ -140,7 +141,6 @@ class SessionManager:
         With `store`, the sessions it holds come back first, every change is written to it, and
         every child is recorded in it.
         """
-        ledger_token = SPAWN_LEDGER.set(store)
         manager: SessionManager | None = None
         try:
             async with anyio.create_task_group() as task_group:
@@ -158,7 +158,6 @@ class SessionManager:
                 finally:
                     task_group.cancel_scope.cancel()
         finally:
-            SPAWN_LEDGER.reset(ledger_token)
             if manager is not None and manager._persister is not None:
                 for session in manager.sessions():
                     manager._persister.write(session)
@@ -213,6 +212,8 @@ class SessionManager:
         self, key: str, argv: list[str], *, task_status: TaskStatus[AppServerConnection]
     ) -> None:
         router = _Router(self, key)
+        # This task's own context: the child it spawns is recorded.
+        SPAWN_LEDGER.set(self._store)
         async with open_app_server(
             argv, env=self._child_env, cwd=None, handler=router, client_version=__version__
         ) as conn:
