@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codegen import app_server, paths, pinned, refresh, registry, render, tools
+from codegen import app_server, paths, pinned, refresh, registry, render, resource_data, tools
 
 
 def _exec_codegen_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +24,10 @@ def _exec_codegen_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_outputs() -> dict[Path, str]:
-    """Every generated file, path -> text, computed from schemas/ without touching the tree."""
+    """Every generated file, path -> text, computed from schemas/ without touching the tree.
+
+    Besides `_generated/`, that is the data the resources ship with (`resource_data.py`).
+    """
     pinned.verify(paths.APP_SERVER_BUNDLE, paths.APP_SERVER_PINNED)
     repo = paths.REPO_ROOT
     bundle = json.loads(paths.APP_SERVER_BUNDLE.read_text(encoding="utf-8"))
@@ -74,6 +77,7 @@ def build_outputs() -> dict[Path, str]:
         generated / "exec_events.py": exec_text,
         generated / "tools.py": tools_text,
         generated / "registry.py": render.format_python(registry_text),
+        **resource_data.outputs(),
     }
 
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from codegen import paths, pinned
-from codegen.protocol_diff import protocol_diff
+from codex_mcp.protocol_diff import diff_summaries, summarize
 
 # generate-json-schema starts instantly; this only bounds a broken binary.
 _CODEX_TIMEOUT_S = 60.0
@@ -51,7 +51,7 @@ def run(codex: Path, *, dry_run: bool) -> int:
         old_bundle = json.loads(paths.APP_SERVER_BUNDLE.read_text(encoding="utf-8"))
         old_version = pinned.read(paths.APP_SERVER_PINNED)["codexVersion"]
         print(f"app-server protocol: codex {old_version} (vendored) -> codex {version} ({codex})")
-        for line in protocol_diff(old_bundle, new_bundle):
+        for line in diff_summaries(summarize(old_bundle), summarize(new_bundle)).lines():
             print(line)
         if dry_run:
             return 0

@@ -312,7 +312,10 @@ class AppServerConnection:
                 await self._unknown(message)
 
     def _deliver(self, request_id: RequestId, outcome: _Outcome) -> None:
-        send = self._pending.get(request_id)
+        # Our ids are ints; a broken child may answer with any JSON value, even an unhashable one,
+        # and `true` or `1.0` would otherwise match id 1.
+        ours = isinstance(request_id, int) and not isinstance(request_id, bool)
+        send = self._pending.get(request_id) if ours else None
         if send is None:
             logger.warning("app-server answered unknown or abandoned request id %r; dropped", request_id)
             return

@@ -19,6 +19,8 @@ from mcp.server.stdio import stdio_server
 from codex_mcp import __version__
 from codex_mcp.backend_mode import ModeChoice, choose_mode
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.resources.catalog import ResourceCatalog
+from codex_mcp.resources.server_info import ServerFacts
 from codex_mcp.server import handlers, results
 from codex_mcp.server.stdin import ThreadedStdin
 from codex_mcp.sessions.manager import SessionManager
@@ -144,12 +146,26 @@ def _progress_reporter(ctx: ServerRequestContext[AppState]) -> Callable[[float, 
 
 def build_server(startup: Startup) -> Server[AppState]:
     """The MCP server object with its handlers."""
+    catalog = ResourceCatalog(ServerFacts(startup.settings, startup.codex, startup.mode))
+
+    async def list_resources(
+        ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return catalog.list_result()
+
+    async def read_resource(
+        ctx: ServerRequestContext[AppState], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        return await catalog.read_result(params.uri, ctx.lifespan_context.manager_or_error)
+
     return Server(
         "codex-mcp",
         version=__version__,
         lifespan=_lifespan_for(startup),
         on_list_tools=_list_tools,
         on_call_tool=_call_tool,
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
     )
 
 

@@ -21,6 +21,9 @@ from codex_mcp.state.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
+# The C string encoder `json.dumps` uses, without building a dict per record.
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # pyright: ignore[reportUnknownMemberType, reportAttributeAccessIssue]
+
 # Rewrite the log once it has this many records more than the buffer has events.
 COMPACT_SLACK_RECORDS: Final = 20_000
 
@@ -34,9 +37,9 @@ def encode_event(event: Event) -> bytes:
 
 
 def encode_growth(event: Event, delta: str) -> bytes:
-    """The growth record for `delta` appended to `event`."""
-    record = {"id": event.id, "grow": delta, "ts": event.timestamp}
-    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+    """The growth record for `delta` appended to `event` (one per streamed delta: kept cheap)."""
+    grow, ts = _json_string(delta), _json_string(event.timestamp)
+    return f'{{"id":{event.id},"grow":{grow},"ts":{ts}}}\n'.encode()
 
 
 class EventJournal:
