@@ -138,7 +138,8 @@ def build_exec_argv(codex: str, spec: ExecTurnSpec, schema_path: str | None) -> 
         if spec.sandbox is not None:
             argv += ["-s", spec.sandbox]
     if spec.model is not None:
-        argv += ["-m", spec.model]
+        # One token: a model named like a flag stays the model's name.
+        argv.append(f"--model={spec.model}")
     argv += _config_args(spec, warnings)
     if resume and spec.sandbox is not None:
         # After the caller's config, so the sandbox parameter wins over a config entry.
