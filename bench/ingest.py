@@ -44,14 +44,14 @@ def _rss_mb() -> float:
     return pages * PAGE / 2**20
 
 
-def _stand_in(directory: Path) -> CodexExecutable:
+def stand_in(directory: Path) -> CodexExecutable:
     wrapper = directory / "codex"
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{CHILD}" "$@"\n')
     wrapper.chmod(0o755)
     return CodexExecutable(wrapper, "bench")
 
 
-async def _one_turn(
+async def one_turn(
     codex: CodexExecutable, store: StateStore | None, deltas: int, shape: str
 ) -> tuple[float, Session]:
     os.environ["BENCH_DELTAS"] = str(deltas)
@@ -70,7 +70,7 @@ async def _one_turn(
     return elapsed, session
 
 
-async def _rates(
+async def measure_rates(
     codex: CodexExecutable, root: Path, deltas: int, runs: int
 ) -> dict[tuple[str, bool], list[float]]:
     rates: dict[tuple[str, bool], list[float]] = {}
@@ -80,7 +80,7 @@ async def _rates(
             for persist in order:
                 store = StateStore.open(root / f"state-{run}-{shape}-{persist}") if persist else None
                 try:
-                    elapsed, _ = await _one_turn(codex, store, deltas, shape)
+                    elapsed, _ = await one_turn(codex, store, deltas, shape)
                 finally:
                     if store is not None:
                         store.close()
@@ -89,13 +89,13 @@ async def _rates(
     return rates
 
 
-async def _memory(codex: CodexExecutable, root: Path, deltas: int) -> list[tuple[str, str]]:
+async def measure_memory(codex: CodexExecutable, root: Path, deltas: int) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     store = StateStore.open(root / "state-memory")
     try:
         rows.append(("RSS before", f"{_rss_mb():.1f} MB"))
         for count in (deltas // 10, deltas):
-            elapsed, session = await _one_turn(codex, store, count, "distinct")
+            elapsed, session = await one_turn(codex, store, count, "distinct")
             log = store.root / "sessions" / session.session_id / "events.jsonl"
             rows.append(
                 (
@@ -119,9 +119,9 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="codex-mcp-bench-") as temp:
         root = Path(temp)
-        codex = _stand_in(root)
-        rates = await _rates(codex, root, args.deltas, args.runs)
-        memory = await _memory(codex, root, args.memory_deltas)
+        codex = stand_in(root)
+        rates = await measure_rates(codex, root, args.deltas, args.runs)
+        memory = await measure_memory(codex, root, args.memory_deltas)
     print(f"\nevent ingest, {args.deltas:,} deltas per run, {args.runs} runs (median, min-max)\n")
     print("| stream | persistence on | persistence off | on / off |")
     print("| --- | --- | --- | --- |")

@@ -34,7 +34,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _echo_with_approval(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
+def echo_with_approval(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
     """Run `echo <token>` (which needs an approval), then stream an answer naming the token."""
     conversation = analyse(body)
     found = _TOKEN.search(conversation.last_user_text)
@@ -50,7 +50,7 @@ def _echo_with_approval(body: Mapping[str, object], options: ScenarioOptions) ->
     return StreamReply((created(rid), *message_events(f"msg_{rid}", chunks), completed(rid)))
 
 
-async def _one_session(mcp: McpServerUnderTest, index: int, results: dict[int, dict[str, Any]]) -> None:
+async def run_one_session(mcp: McpServerUnderTest, index: int, results: dict[int, dict[str, Any]]) -> None:
     token = f"TOKEN-{index}"
     started = await mcp.call(
         "codex",
@@ -82,13 +82,13 @@ async def _one_session(mcp: McpServerUnderTest, index: int, results: dict[int, d
 async def test_twenty_concurrent_sessions_each_get_their_own_answer(
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
-    mock_model.custom_scenarios["load"] = _echo_with_approval
+    mock_model.custom_scenarios["load"] = echo_with_approval
     results: dict[int, dict[str, Any]] = {}
     async with running_server(codex_env) as mcp:
         with anyio.fail_after(240):
             async with anyio.create_task_group() as group:
                 for index in range(SESSIONS):
-                    group.start_soon(_one_session, mcp, index, results)
+                    group.start_soon(run_one_session, mcp, index, results)
         listed = await mcp.call("codex_session", {"action": "list"})
     assert sorted(results) == list(range(SESSIONS))
     for index, outcome in results.items():
