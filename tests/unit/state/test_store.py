@@ -160,3 +160,11 @@ def test_children_are_recorded_with_their_start_time_and_forgotten_on_exit(
     assert ledger == {"runId": store.run_id, "children": {"4242": 99}}
     store.ended(4242)
     assert json.loads((tmp_path / "state" / "children.json").read_text())["children"] == {}
+
+
+def test_an_unusable_state_dir_is_an_error_naming_the_variable(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(CodexMcpError) as caught:
+        StateStore.open(blocker / "state")
+    assert caught.value.message.startswith(f"CODEX_MCP_STATE_DIR={blocker / 'state'}: cannot use it")
