@@ -77,7 +77,7 @@ def test_refresh_vendors_the_new_bundle_and_pin_so_codegen_check_then_reports_dr
     fake_codex: Path, tmp_path: Path
 ) -> None:
     root = tmp_path / "repo"
-    for part in ("codegen", "schemas", "src/codex_mcp/_generated"):
+    for part in ("codegen", "schemas", "src/codex_mcp/_generated", "src/codex_mcp/resources/data"):
         shutil.copytree(paths.REPO_ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
     completed = _refresh(root, fake_codex)
     assert completed.returncode == 0, completed.stderr
