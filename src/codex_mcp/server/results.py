@@ -10,7 +10,6 @@ import mcp_types as types
 
 from codex_mcp.errors import CodexMcpError, redact
 
-
 # A lone surrogate (a str that came through surrogateescape or a `\ud800` JSON escape) cannot be
 # written as UTF-8: the MCP stdout writer would fail, and the connection with it.
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
