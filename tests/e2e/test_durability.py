@@ -1,7 +1,7 @@
 """Sessions survive the server: kill -9 mid-turn, restart, and the conversation goes on.
 
-The first server is killed with SIGKILL while Codex runs a shell command outside any sandbox, so
-nothing but the next server's reaper would ever stop that command.
+The first server is killed with SIGKILL while Codex runs a shell command outside any sandbox that
+leaves a detached process behind, so nothing but the next server's reaper would ever stop it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import stat
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import pytest
@@ -37,8 +37,10 @@ from tests.harness.scenarios import (
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
-# A command nobody else runs, so the test can find it in /proc.
-HOLD_COMMAND = "sleep 313"
+# Keeps the turn running, and leaves behind a command in a session of its own (as a build
+# server or a `nohup` would), which Codex's own clean-up cannot reach: only the reaper can.
+# Its argv ("313") is unique, so the test can find it in /proc.
+HOLD_COMMAND = "setsid sleep 313 >/dev/null 2>&1 & exec sleep 300"
 
 
 @pytest.fixture
@@ -64,6 +66,21 @@ def _inputs(mock: MockModelServer) -> str:
     return json.dumps(mock.responses_requests()[-1].input_items)
 
 
+async def _raw_server(
+    codex_env: CodexEnv, stderr: BinaryIO, extra: dict[str, str] | None = None
+) -> RawClient:
+    """A server we can kill: started by hand, spoken to in raw JSON-RPC, initialised."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "codex_mcp"],
+        env=server_env(codex_env, extra),
+        cwd=codex_env.workspace,
+        stderr=stderr,
+    )
+    client = RawClient(process)
+    await client.initialize()
+    return client
+
+
 async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     response = await client.request("tools/call", {"name": tool, "arguments": arguments})
     result = response["result"]
@@ -85,14 +102,8 @@ async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversati
 ) -> None:
     mock_model.custom_scenarios["hold"] = _hold
     with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(90):
-        process = await anyio.open_process(
-            [sys.executable, "-m", "codex_mcp"],
-            env=server_env(codex_env),
-            cwd=codex_env.workspace,
-            stderr=stderr,
-        )
-        first = RawClient(process)
-        await first.initialize()
+        first = await _raw_server(codex_env, stderr)
+        process = first.process
         started = await _call(
             first,
             "codex",
@@ -328,14 +339,8 @@ async def test_a_turn_the_drain_cut_short_comes_back_as_server_shutdown(
     codex_env: CodexEnv, tmp_path: Path
 ) -> None:
     with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(60):
-        process = await anyio.open_process(
-            [sys.executable, "-m", "codex_mcp"],
-            env=server_env(codex_env, {"CODEX_MCP_DRAIN_TIMEOUT_MS": "300"}),
-            cwd=codex_env.workspace,
-            stderr=stderr,
-        )
-        first = RawClient(process)
-        await first.initialize()
+        first = await _raw_server(codex_env, stderr, {"CODEX_MCP_DRAIN_TIMEOUT_MS": "300"})
+        process = first.process
         started = await _call(
             first,
             "codex",
