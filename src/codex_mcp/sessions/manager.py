@@ -23,17 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskGroup
 
-from codex_mcp import __version__
 from codex_mcp.backends.app_server import (
     AppServerClosedError,
     AppServerConnection,
     AppServerRequestError,
-    open_app_server,
 )
-from codex_mcp.backends.process import SPAWN_LEDGER
 from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
@@ -74,14 +72,6 @@ class TurnRequest:
     cwd: str | None = None
 
 
-@dataclass
-class _Child:
-    connection: AppServerConnection
-    key: str
-    # Threads this process has loaded (started, forked or resumed); others need `thread/resume`.
-    threads: set[str] = field(default_factory=set[str])
-
-
 def _map_policy(policy: str, warnings: list[str]) -> str:
     if policy == "on-failure":
         warnings.append(
@@ -111,7 +101,6 @@ class SessionManager:
         self._tg = task_group
         self._codex = codex
         self._settings = settings
-        self._store = store
         self._child_env = None if store is None else store.child_environment()
         self._persister = None if store is None else SessionPersister(store)
         self._exec = (
@@ -121,8 +110,7 @@ class SessionManager:
         )
         self._sessions: dict[str, Session] = {}
         self._by_thread: dict[str, Session] = {}
-        self._children: dict[str, _Child] = {}
-        self._spawn_locks: dict[str, anyio.Lock] = {}
+        self._children = ChildPool(task_group, str(codex.path), self, env=self._child_env, ledger=store)
         self._requests = CodexRequests(task_group)
 
     # --- lifetime ----------------------------------------------------------------
@@ -198,32 +186,8 @@ class SessionManager:
     def _spawn_key(self) -> str:
         return str(self._codex.path)
 
-    async def _connection(self, key: str) -> AppServerConnection:
-        lock = self._spawn_locks.setdefault(key, anyio.Lock())
-        async with lock:
-            child = self._children.get(key)
-            if child is not None and not child.connection.closed:
-                return child.connection
-            argv = [str(self._codex.path), "app-server"]
-            connection: AppServerConnection = await self._tg.start(self._run_child, key, argv)
-            return connection
-
-    async def _run_child(
-        self, key: str, argv: list[str], *, task_status: TaskStatus[AppServerConnection]
-    ) -> None:
-        router = _Router(self, key)
-        # This task's own context: the child it spawns is recorded.
-        SPAWN_LEDGER.set(self._store)
-        async with open_app_server(
-            argv, env=self._child_env, cwd=None, handler=router, client_version=__version__
-        ) as conn:
-            self._children[key] = _Child(conn, key)
-            task_status.started(conn)
-            await conn.wait_closed()
-
-    def on_child_closed(self, key: str, reason: str, stderr_tail: str) -> None:
+    def on_closed(self, key: str, reason: str, stderr_tail: str) -> None:
         """Fail the running turns of a child that exited; the next call starts a new child."""
-        self._children.pop(key, None)
         message = f"codex app-server exited ({reason})"
         if stderr_tail.strip():
             message += f"; stderr: {stderr_tail.strip()[-800:]}"
@@ -261,16 +225,19 @@ class SessionManager:
         ingest_notification(session, message.method, params)
         session.buffer.notify()
 
-    async def on_server_request(self, key: str, message: ServerRequest) -> None:
-        """Route a request from the child `key`: answer it now, or show it as an action."""
-        child = self._children.get(key)
-        if child is not None:
-            session = self._session_for(request_params(message))
-            await self._requests.receive(child.connection, session, message)
+    async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
+        """Answer a request from a child now, or show it as an action of its session."""
+        session = self._session_for(request_params(message))
+        await self._requests.receive(connection, session, message)
+
+    async def on_unknown(self, message: UnknownMessage) -> None:
+        """Log a line from a child that no model recognises."""
+        logger.warning(
+            "unrecognised message from codex app-server (%s): %.200s", message.reason, message.line
+        )
 
     def _connection_of(self, session: Session) -> AppServerConnection | None:
-        child = self._children.get(session.connection_key)
-        return None if child is None else child.connection
+        return self._children.live(session.connection_key)
 
     # --- watchdog ----------------------------------------------------------------
 
@@ -332,12 +299,12 @@ class SessionManager:
         if self._exec is not None:
             self._exec.stop(session)
             return
-        child = self._children.get(session.connection_key)
-        if child is None or turn_id is None:
+        connection = self._connection_of(session)
+        if connection is None or turn_id is None:
             return
         with anyio.move_on_after(ANSWER_TIMEOUT_S):
             try:
-                await child.connection.request(
+                await connection.request(
                     "turn/interrupt",
                     {"threadId": session.thread_id, "turnId": turn_id},
                     timeout_s=ANSWER_TIMEOUT_S,
@@ -414,7 +381,7 @@ class SessionManager:
             self._start_exec_turn(session, turn, warnings)
             return session
         key = self._spawn_key()
-        connection = await self._connection(key)
+        connection = await self._children.connection(key)
         settings.approval_policy = _map_policy(settings.approval_policy, warnings)
         thread_params: dict[str, Any] = {
             "cwd": settings.cwd,
@@ -442,7 +409,7 @@ class SessionManager:
             connection_key=key,
             filter_noise=self._settings.filter_noise,
         )
-        self._loaded(key, thread_id)
+        self._children.loaded(key, thread_id)
         self._register(session)
         await self._start_turn(connection, session, turn)
         return session
@@ -474,16 +441,10 @@ class SessionManager:
             if value is not None:
                 setattr(session.settings, name, value)
 
-    def _loaded(self, key: str, thread_id: str) -> None:
-        child = self._children.get(key)
-        if child is not None:
-            child.threads.add(thread_id)
-
     async def _connection_for(self, session: Session) -> AppServerConnection:
         """The live process that has the session's thread loaded, resuming it there if needed."""
-        connection = await self._connection(session.connection_key)
-        child = self._children.get(session.connection_key)
-        if child is not None and session.thread_id in child.threads:
+        connection = await self._children.connection(session.connection_key)
+        if self._children.has_loaded(session.connection_key, session.thread_id):
             return connection
         if session.settings.ephemeral:
             raise CodexMcpError(
@@ -500,7 +461,7 @@ class SessionManager:
         if session.settings.model is not None:
             resume["model"] = session.settings.model
         await self._call(connection, "thread/resume", resume)
-        self._loaded(session.connection_key, session.thread_id)
+        self._children.loaded(session.connection_key, session.thread_id)
         return connection
 
     async def _start_turn(self, connection: AppServerConnection, session: Session, turn: TurnRequest) -> None:
@@ -578,15 +539,13 @@ class SessionManager:
             if not self._exec.stop(session):
                 raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no running codex exec")
             return session
-        child = self._children.get(session.connection_key)
-        if child is None:
+        connection = self._connection_of(session)
+        if connection is None:
             raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no live Codex process")
         turn_id = session.active_turn_id
         if turn_id is None:
             raise CodexMcpError("SESSION_NOT_RUNNING", "the turn has not started yet; poll and retry")
-        await self._call(
-            child.connection, "turn/interrupt", {"threadId": session.thread_id, "turnId": turn_id}
-        )
+        await self._call(connection, "turn/interrupt", {"threadId": session.thread_id, "turnId": turn_id})
         return session
 
     async def fork(self, session_id: str) -> Session:
@@ -608,7 +567,7 @@ class SessionManager:
             filter_noise=self._settings.filter_noise,
         )
         fork.phase = "finished"
-        self._loaded(fork.connection_key, thread_id)
+        self._children.loaded(fork.connection_key, thread_id)
         self._register(fork)
         fork.buffer.append("progress", {"method": "codex-mcp/forked", "sourceSessionId": session_id})
         return fork
@@ -710,28 +669,6 @@ class SessionManager:
                 last_beat = now
             version = session.buffer.version
             await session.buffer.wait_for_change(version, min(remaining, heartbeat_s - (now - last_beat)))
-
-
-class _Router:
-    """The handler of one app-server child: routes its messages to the manager."""
-
-    def __init__(self, manager: SessionManager, key: str) -> None:
-        self._manager = manager
-        self._key = key
-
-    async def on_notification(self, message: Notification) -> None:
-        self._manager.on_notification(message)
-
-    async def on_server_request(self, message: ServerRequest) -> None:
-        await self._manager.on_server_request(self._key, message)
-
-    async def on_unknown(self, message: UnknownMessage) -> None:
-        logger.warning(
-            "unrecognised message from codex app-server (%s): %.200s", message.reason, message.line
-        )
-
-    async def on_closed(self, reason: str, stderr_tail: str) -> None:
-        self._manager.on_child_closed(self._key, reason, stderr_tail)
 
 
 def _field(response: object, *names: str) -> object:

@@ -1,0 +1,145 @@
+"""The `codex app-server` children sessions run on: one per spawn key, started when first needed.
+
+A child that exits is dropped from the pool (its owner hears of it through `on_closed`); the next
+`connection()` for its key starts a new one. Each child remembers the threads it has loaded, since
+a thread started in a process that has since died must be resumed in its successor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from codex_mcp import __version__
+from codex_mcp.backends.app_server import AppServerConnection, open_app_server
+from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
+from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
+
+
+class ChildEvents(Protocol):
+    """What the pool's owner hears from its children."""
+
+    def on_notification(self, message: Notification) -> None:
+        """A notification from any child."""
+        ...
+
+    async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
+        """A request from the child behind `connection`, to be answered on it."""
+        ...
+
+    async def on_unknown(self, message: UnknownMessage) -> None:
+        """A line no model recognises."""
+        ...
+
+    def on_closed(self, key: str, reason: str, stderr_tail: str) -> None:
+        """The child of `key` exited (it has left the pool)."""
+        ...
+
+
+@dataclass
+class _Child:
+    connection: AppServerConnection
+    # Threads this process has loaded (started, forked or resumed); others need `thread/resume`.
+    threads: set[str] = field(default_factory=set[str])
+
+
+class ChildPool:
+    """Starts, hands out and forgets app-server children; every child runs in `task_group`."""
+
+    def __init__(
+        self,
+        task_group: TaskGroup,
+        codex: str,
+        events: ChildEvents,
+        *,
+        env: dict[str, str] | None,
+        ledger: SpawnLedger | None,
+    ) -> None:
+        self._tg = task_group
+        self._codex = codex
+        self._events = events
+        self._env = env
+        self._ledger = ledger
+        self._children: dict[str, _Child] = {}
+        self._spawn_locks: dict[str, anyio.Lock] = {}
+
+    async def connection(self, key: str) -> AppServerConnection:
+        """The live child of `key`, started now if there is none."""
+        async with self._spawn_locks.setdefault(key, anyio.Lock()):
+            child = self._children.get(key)
+            if child is not None and not child.connection.closed:
+                return child.connection
+            connection: AppServerConnection = await self._tg.start(self._run, key)
+            return connection
+
+    def live(self, key: str) -> AppServerConnection | None:
+        """The child of `key` if one runs; never starts one."""
+        child = self._children.get(key)
+        return None if child is None else child.connection
+
+    def has_loaded(self, key: str, thread_id: str) -> bool:
+        """Whether the live child of `key` has `thread_id` loaded."""
+        child = self._children.get(key)
+        return child is not None and thread_id in child.threads
+
+    def loaded(self, key: str, thread_id: str) -> None:
+        """Note that the live child of `key` has loaded `thread_id`."""
+        child = self._children.get(key)
+        if child is not None:
+            child.threads.add(thread_id)
+
+    async def _run(self, key: str, *, task_status: TaskStatus[AppServerConnection]) -> None:
+        # This task's own context: the child it spawns is recorded.
+        SPAWN_LEDGER.set(self._ledger)
+        argv = [self._codex, "app-server"]
+        async with open_app_server(
+            argv,
+            env=self._env,
+            cwd=None,
+            handler=_Router(key, self._events, self._request, self._closed),
+            client_version=__version__,
+        ) as connection:
+            self._children[key] = _Child(connection)
+            task_status.started(connection)
+            await connection.wait_closed()
+
+    def _closed(self, key: str, reason: str, stderr_tail: str) -> None:
+        self._children.pop(key, None)
+        self._events.on_closed(key, reason, stderr_tail)
+
+    async def _request(self, key: str, message: ServerRequest) -> None:
+        connection = self.live(key)
+        if connection is not None:
+            await self._events.on_server_request(connection, message)
+
+
+class _Router:
+    """The handler of one child: hands its messages on, naming the child where it matters."""
+
+    def __init__(
+        self,
+        key: str,
+        events: ChildEvents,
+        request: Callable[[str, ServerRequest], Awaitable[None]],
+        closed: Callable[[str, str, str], None],
+    ) -> None:
+        self._key = key
+        self._events = events
+        self._request = request
+        self._closed = closed
+
+    async def on_notification(self, message: Notification) -> None:
+        self._events.on_notification(message)
+
+    async def on_server_request(self, message: ServerRequest) -> None:
+        await self._request(self._key, message)
+
+    async def on_unknown(self, message: UnknownMessage) -> None:
+        await self._events.on_unknown(message)
+
+    async def on_closed(self, reason: str, stderr_tail: str) -> None:
+        self._closed(self._key, reason, stderr_tail)
