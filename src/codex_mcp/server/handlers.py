@@ -44,28 +44,67 @@ class Call:
         return self.manager_or_error
 
 
+def _local_path(raw: str, base: str | None, field: str) -> Path:
+    """`raw` as an absolute resolved path (`~` expanded, relative to `base`), or INVALID_ARGUMENT."""
+    try:
+        path = Path(raw).expanduser()
+        path = (path if path.is_absolute() else Path(base or Path.cwd()) / path).resolve()
+        # A name that is not UTF-8 (a symlink may lead to one) cannot travel in Codex's JSON.
+        str(path).encode("utf-8")
+    except (RuntimeError, ValueError, OSError) as exc:  # `~nobody`, a NUL byte, a loop, not UTF-8
+        why = "its name is not UTF-8" if isinstance(exc, UnicodeError) else str(exc)
+        raise CodexMcpError(
+            "INVALID_ARGUMENT", f"{field}: {raw} is not a usable path ({why})", field=field
+        ) from exc
+    return path
+
+
+def _holds(check: Callable[[], bool]) -> bool:
+    """`path.is_dir`-style checks, false when the OS refuses the path (too long, NUL byte)."""
+    try:
+        return check()
+    except (OSError, ValueError):
+        return False
+
+
 def _existing_dir(raw: str | None, field: str) -> str:
-    path = Path(raw).expanduser() if raw else Path.cwd()
-    if not path.is_absolute():
-        path = Path.cwd() / path
-    if not path.is_dir():
+    path = _local_path(raw, None, field) if raw else Path.cwd()
+    if not _holds(path.is_dir):
         raise CodexMcpError("INVALID_ARGUMENT", f"{field}: {raw} is not an existing directory", field=field)
-    return str(path.resolve())
+    return str(path)
 
 
-def _existing_files(paths: list[str] | None, cwd: str, field: str) -> list[str]:
+# Leading bytes of the image formats models take (WebP is checked apart: RIFF....WEBP).
+_IMAGE_SIGNATURES: Final = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+
+def _image_files(paths: list[str] | None, cwd: str, field: str) -> list[str]:
+    """Resolved paths of existing image files (relative ones from `cwd`).
+
+    The content must be an image: Codex uploads the file to the model provider, and anything
+    else (a key, a config file named `x.png`) must not leave the machine that way.
+    """
     found: list[str] = []
     for index, raw in enumerate(paths or []):
-        path = Path(raw).expanduser()
-        path = path if path.is_absolute() else Path(cwd) / path
-        if not path.is_file():
+        where = f"{field}[{index}]"
+        path = _local_path(raw, cwd, where)
+        if not _holds(path.is_file):
+            raise CodexMcpError("INVALID_ARGUMENT", f"{where}: {raw} is not an existing file", field=where)
+        if not _is_image(path):
             raise CodexMcpError(
-                "INVALID_ARGUMENT",
-                f"{field}[{index}]: {raw} is not an existing file",
-                field=f"{field}[{index}]",
+                "INVALID_ARGUMENT", f"{where}: {raw} is not a PNG, JPEG, GIF or WebP image", field=where
             )
-        found.append(str(path.resolve()))
+        found.append(str(path))
     return found
+
+
+def _is_image(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def _text(value: Any) -> str | None:
@@ -75,7 +114,12 @@ def _text(value: Any) -> str | None:
 
 def _thread_config(profile: str | None, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
     """The profile's settings with `advanced.config` on top (`app-server` itself takes no profile)."""
-    config = dict(profile_config(profile)) if profile else {}
+    try:
+        config = dict(profile_config(profile)) if profile else {}
+    except OSError as exc:  # a name too long for the file system
+        raise CodexMcpError(
+            "INVALID_ARGUMENT", f"profile: {profile!r} is not a usable profile name ({exc})", field="profile"
+        ) from exc
     config.update(overrides or {})
     return config or None
 
@@ -116,7 +160,7 @@ async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
     """Start a session."""
     advanced = args.advanced
     cwd = _existing_dir(args.cwd, "cwd")
-    images = _existing_files(advanced.images if advanced else None, cwd, "advanced.images")
+    images = _image_files(advanced.images if advanced else None, cwd, "advanced.images")
     settings = ThreadSettings(
         approval_policy=str(args.approval_policy),
         sandbox=str(args.sandbox),
@@ -147,7 +191,7 @@ async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
     """Continue a session with a new turn."""
     session = call.manager.get(args.session_id)
     cwd = _existing_dir(args.cwd, "cwd") if args.cwd else None
-    images = _existing_files(args.images, cwd or session.settings.cwd, "images")
+    images = _image_files(args.images, cwd or session.settings.cwd, "images")
     turn = TurnRequest(
         prompt=args.prompt,
         images=images,
@@ -318,4 +362,16 @@ async def _poll(session: Session, args: CodexCheckInput, warnings: list[str]) ->
 
 async def codex_setup(args: CodexSetupInput, call: Call) -> dict[str, Any]:
     """The readiness report."""
-    return await readiness_report(args.cwd, call.backend_mode, call.backend_source)
+    cwd = None
+    if args.cwd is not None:
+        path = _local_path(args.cwd, None, "cwd")
+        # The report looks for `.codex/config.toml` in it and its parents; the deepest must be a
+        # path the OS takes (a missing one is reported, not refused).
+        try:
+            (path / ".codex" / "config.toml").exists()
+        except OSError as exc:
+            raise CodexMcpError(
+                "INVALID_ARGUMENT", f"cwd: {args.cwd} is not a usable path ({exc})", field="cwd"
+            ) from exc
+        cwd = str(path)
+    return await readiness_report(cwd, call.backend_mode, call.backend_source)
