@@ -131,6 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             log.debug("mock model: client closed the stream")
             return
+        if reply.hang:
+            stopping.wait()
+            return
         if reply.drop:
             self.close_connection = True
 

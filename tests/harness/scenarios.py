@@ -64,10 +64,14 @@ class SseEvent:
 
 @dataclass(frozen=True)
 class StreamReply:
-    """A 200 ``text/event-stream`` answer; ``drop`` closes the socket after the events."""
+    """A 200 ``text/event-stream`` answer; ``drop`` closes the socket after the events.
+
+    ``hang`` keeps the socket open after the events, sending nothing more, until the server stops.
+    """
 
     events: tuple[SseEvent, ...]
     drop: bool = False
+    hang: bool = False
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,10 @@ def decide(body: Mapping[str, object], options: ScenarioOptions | None = None) -
             # Created, item added and one delta; then the socket closes without response.completed.
             events = message_events(f"msg_{rid}", ["This answer is cut "])[:2]
             return StreamReply((created(rid), *events), drop=True)
+        case "hang":
+            # Created, item added and one delta; then silence on an open socket.
+            events = message_events(f"msg_{rid}", ["This answer stops here "])[:2]
+            return StreamReply((created(rid), *events), hang=True)
         case _:
             return _answer(rid, PLAIN_TEXT, opts)
 
@@ -426,3 +434,4 @@ SCENARIOS: Final = (
     "http500",
     "drop",
 )
+# Also answered, but not in SCENARIOS (whose streams all end): "hang".

@@ -52,6 +52,10 @@ METHOD_NOT_FOUND: Final = -32601
 _INTERNAL_ERROR: Final = -32603
 # How much of the stderr tail goes into an error message.
 _TAIL_IN_ERROR_CHARS: Final = 2000
+# A broken child can write unknown lines without end: the log shows the first ones, then a count
+# now and then.
+_UNKNOWN_WARNINGS: Final = 20
+_UNKNOWN_SUMMARY_EVERY: Final = 10_000
 
 
 class AppServerRequestError(Exception):
@@ -115,6 +119,7 @@ class AppServerConnection:
         self._closed_event = anyio.Event()
         self._exit_reason: str | None = None
         self._started = False
+        self._unknown_lines = 0
         self.initialize_result: Any = None
         """Codex's answer to `initialize` (userAgent, codexHome, platform)."""
 
@@ -327,7 +332,16 @@ class AppServerConnection:
     async def _unknown(self, message: UnknownMessage) -> None:
         raw_value: Any = message.raw
         raw: dict[str, Any] = cast(dict[str, Any], raw_value) if isinstance(raw_value, dict) else {}
-        logger.warning("app-server sent %s (method %s): %.300s", message.reason, message.method, message.line)
+        self._unknown_lines += 1
+        count = self._unknown_lines
+        log = logging.WARNING if count <= _UNKNOWN_WARNINGS else logging.DEBUG
+        logger.log(
+            log, "app-server sent %s (method %s): %.300s", message.reason, message.method, message.line
+        )
+        if count == _UNKNOWN_WARNINGS or (count > _UNKNOWN_WARNINGS and count % _UNKNOWN_SUMMARY_EVERY == 0):
+            logger.warning(
+                "app-server pid %d has sent %d unknown lines; more are logged at DEBUG", self.pid, count
+            )
         request_id = raw.get("id")
         if isinstance(request_id, str | int) and message.method is not None:
             # A server request we cannot handle: answer so Codex never waits on it.

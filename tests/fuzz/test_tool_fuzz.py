@@ -1,0 +1,140 @@
+"""Property-based fuzzing of the five tools, in process: the real server and handlers, a fake Codex.
+
+Each tool gets CODEX_MCP_FUZZ_EXAMPLES valid cases (none may end INTERNAL or break the connection;
+an INVALID_ARGUMENT must name its field) and as many invalid ones (each must end INVALID_ARGUMENT
+naming the field the case breaks). The server is the one `python -m codex_mcp` builds, called
+through the MCP SDK's in-process client, with output validation on, so a result that breaks its
+published schema counts as INTERNAL. Codex is `tests/harness/fake_app_server.py`, so a call takes
+about a millisecond; the sessions the slots stand for (idle, running, waiting on an approval or a
+question, errored, cancelled) are started through the same server. Counts are printed per test
+(`pytest -s`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import mcp_types as types
+import pytest
+from anyio.from_thread import start_blocking_portal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mcp import Client
+
+from codex_mcp.backend_mode import ModeChoice
+from codex_mcp.server.app import Startup, build_server
+from codex_mcp.settings import CodexExecutable, Settings
+from codex_mcp.wire.tools import TOOL_NAMES
+from tests.e2e.processes import live_processes_with_env
+from tests.fuzz.strategies import (
+    FUZZ_EXAMPLES,
+    FUZZ_SETTINGS,
+    PROFILE,
+    Case,
+    ToolArguments,
+    World,
+    check_invalid,
+    check_valid,
+    outcome_of,
+    summary,
+)
+from tests.harness.fake_app_server import write_fake_codex
+
+# Bound on one call: waits are capped at a few ms, so only a hang comes near it.
+CALL_BOUND_S: Final = 30.0
+
+pytestmark = pytest.mark.timeout(max(300, FUZZ_EXAMPLES))
+
+
+@contextmanager
+def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[World]:
+    """The server on the fake Codex, in a portal's event loop; afterwards no child is left."""
+    codex = write_fake_codex(tmp_path / "bin")
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / f"{PROFILE}.config.toml").write_text('model = "fuzz-model"\n', encoding="utf-8")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    image = workspace / "pixel.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    # codex_setup and profiles read the process environment; the fake child inherits it.
+    monkeypatch.setenv("CODEX_MCP_PATH", str(codex))
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    settings_env = {
+        "CODEX_MCP_VALIDATE_OUTPUT": "1",
+        "CODEX_MCP_STATE_DIR": str(tmp_path / "state"),
+        # The hanging session would hold the shutdown for the whole default drain.
+        "CODEX_MCP_DRAIN_TIMEOUT_MS": "100",
+    }
+    startup = Startup(
+        Settings.from_env(settings_env), CodexExecutable(codex, "test"), ModeChoice("app-server", "test")
+    )
+    with ExitStack() as stack:
+        portal = stack.enter_context(start_blocking_portal("asyncio"))
+        client = stack.enter_context(portal.wrap_async_context_manager(Client(build_server(startup))))
+
+        def tools_call(tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+            async def bounded() -> types.CallToolResult:
+                with anyio.fail_after(CALL_BOUND_S):
+                    return await client.call_tool(tool, arguments)
+
+            return portal.call(bounded)
+
+        yield World(tools_call, workspace, image)
+    assert live_processes_with_env(f"CODEX_HOME={home}") == []
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_valid_arguments_never_end_in_internal_or_a_broken_connection(
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcomes: Counter[str] = Counter()
+    with fuzz_world(tmp_path, monkeypatch) as world:
+
+        @FUZZ_SETTINGS
+        @given(ToolArguments(tool).valid())
+        def check(case: Case) -> None:
+            check_valid(world, tool, case, outcomes)
+
+        check()
+        # Still serving after all of it.
+        world.session("@idle")
+    print(summary(tool, "valid", outcomes))
+    assert sum(outcomes.values()) >= min(FUZZ_EXAMPLES, 100)
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_invalid_arguments_end_in_invalid_argument_naming_the_field(
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcomes: Counter[str] = Counter()
+    with fuzz_world(tmp_path, monkeypatch) as world:
+
+        @FUZZ_SETTINGS
+        @given(ToolArguments(tool).invalid())
+        def check(case: Case) -> None:
+            check_invalid(world, tool, case, outcomes)
+
+        check()
+        world.session("@idle")
+    print(summary(tool, "invalid", outcomes))
+    assert sum(outcomes.values()) >= min(FUZZ_EXAMPLES, 100)
+
+
+def test_unknown_tool_names_end_in_invalid_argument_naming_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fuzz_world(tmp_path, monkeypatch) as world:
+
+        @settings(FUZZ_SETTINGS, max_examples=max(FUZZ_EXAMPLES // 4, 25))
+        @given(st.text(max_size=40).filter(lambda name: name not in TOOL_NAMES))
+        def check(name: str) -> None:
+            outcome = outcome_of(world.call(name, {}))
+            assert (outcome.code, outcome.field) == ("INVALID_ARGUMENT", "name"), outcome
+
+        check()
