@@ -26,7 +26,10 @@ def _decode(raw: bytes) -> str:
 async def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of a short probe command; -1 when it timed out."""
     with anyio.move_on_after(_PROBE_TIMEOUT_S):
-        completed = await anyio.run_process(argv, check=False, env=env, stdin=subprocess.DEVNULL)
+        try:
+            completed = await anyio.run_process(argv, check=False, env=env, stdin=subprocess.DEVNULL)
+        except OSError as exc:  # gone since it was found, or not executable any more
+            return -1, "", f"could not run: {exc.strerror or exc}"
         return completed.returncode, _decode(completed.stdout), _decode(completed.stderr)
     return -1, "", f"timed out after {_PROBE_TIMEOUT_S:.0f}s"
 

@@ -100,3 +100,13 @@ def test_a_profile_is_read_from_its_own_file_or_the_legacy_table(tmp_path: Path)
         profile_config("missing", env)
     assert caught.value.field == "profile"
     assert "missing.config.toml" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["../outside", "/etc/codex", "a/b", "..", ".hidden", "x" * 65, "a\x00b"])
+def test_a_profile_name_cannot_name_a_file_outside_codex_home(tmp_path: Path, name: str) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "outside.config.toml").write_text('model = "stolen"\n')
+    with pytest.raises(CodexMcpError) as caught:
+        profile_config(name, {"CODEX_HOME": str(tmp_path / "home")})
+    assert caught.value.field == "profile"
+    assert "letters, digits" in caught.value.message

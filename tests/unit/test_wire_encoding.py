@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from codex_mcp._generated import registry
 from codex_mcp.wire import app_server
 from codex_mcp.wire._validation import adapter
@@ -42,3 +44,18 @@ def test_a_response_result_is_validated_by_the_method_it_answers() -> None:
 def test_validators_are_built_once_per_type() -> None:
     model = registry.SERVER_NOTIFICATIONS["turn/started"]
     assert adapter(model) is adapter(model)
+
+
+@pytest.mark.parametrize("request_id", ["{}", "true", "1.5", "null", "[1]"])
+def test_a_message_whose_id_is_not_a_string_or_integer_is_kept_raw(request_id: str) -> None:
+    parsed = app_server.parse_line(f'{{"id": {request_id}, "result": {{}}}}')
+    assert isinstance(parsed, app_server.UnknownMessage)
+    assert "neither a string nor an integer" in parsed.reason
+
+
+def test_a_lone_surrogate_we_send_is_escaped_not_an_encoding_error() -> None:
+    line = app_server.encode_request(
+        1, "turn/start", {"threadId": "t", "input": [{"type": "text", "text": "a\udcffb"}]}
+    )
+    assert b"\\udcff" in line
+    assert json.loads(line)["params"]["input"][0]["text"] == "a\udcffb"

@@ -114,12 +114,7 @@ def _text(value: Any) -> str | None:
 
 def _thread_config(profile: str | None, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
     """The profile's settings with `advanced.config` on top (`app-server` itself takes no profile)."""
-    try:
-        config = dict(profile_config(profile)) if profile else {}
-    except OSError as exc:  # a name too long for the file system
-        raise CodexMcpError(
-            "INVALID_ARGUMENT", f"profile: {profile!r} is not a usable profile name ({exc})", field="profile"
-        ) from exc
+    config = dict(profile_config(profile)) if profile else {}
     config.update(overrides or {})
     return config or None
 

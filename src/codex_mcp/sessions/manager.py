@@ -231,10 +231,8 @@ class SessionManager:
         await self._requests.receive(connection, session, message)
 
     async def on_unknown(self, message: UnknownMessage) -> None:
-        """Log a line from a child that no model recognises."""
-        logger.warning(
-            "unrecognised message from codex app-server (%s): %.200s", message.reason, message.line
-        )
+        """A line from a child that no model recognises (the connection has logged it already)."""
+        logger.debug("ignored message from codex app-server (%s)", message.reason)
 
     def _connection_of(self, session: Session) -> AppServerConnection | None:
         return self._children.live(session.connection_key)

@@ -79,6 +79,8 @@ def parse_line(line: str | bytes) -> InboundMessage:
         return UnknownMessage(text, problem, parsed)
     method = message.get("method")
     has_id = "id" in message
+    if has_id and (type(message["id"]) not in (str, int)):
+        return UnknownMessage(text, "its id is neither a string nor an integer", message, method)
     try:
         if isinstance(method, str) and has_id:
             models = registry.SERVER_REQUESTS.get(method)
@@ -137,4 +139,6 @@ def encode_error(request_id: RequestId, code: int, message: str) -> bytes:
 
 
 def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    # ASCII escapes: a lone surrogate (from a path or text that came through surrogateescape)
+    # cannot be encoded as UTF-8, but survives as a `\udcxx` escape.
+    return json.dumps(message, separators=(",", ":")).encode("ascii") + b"\n"
