@@ -100,13 +100,13 @@ def test_the_published_error_schema_lists_exactly_the_error_codes() -> None:
 # --- environment variables ---------------------------------------------------------
 
 
-def _env_vars_read_in_src() -> set[str]:
+def _env_vars_read_in_src(root: Path = SRC) -> set[str]:
     """CODEX_MCP_* names passed as a literal to a call (`env.get(...)`, `_env_ms(...)`) or a subscript.
 
     Names only assigned to a constant (markers set on children, e.g. the run tag) are not settings.
     """
     found: set[str] = set()
-    for path in SRC.rglob("*.py"):
+    for path in root.rglob("*.py"):
         if "_generated" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -145,8 +145,10 @@ def test_every_env_var_read_in_src_is_in_help_and_nothing_else_is() -> None:
 
 def test_every_env_var_the_docs_mention_exists() -> None:
     known = _env_vars_read_in_src()
-    for name, text in {"README": README, **DOCS}.items():
+    for name, text in DOCS.items():
         assert set(ENV_VAR.findall(text)) <= known, name
+    # The README's development section also names the test suite's own knobs.
+    assert set(ENV_VAR.findall(README)) <= known | _env_vars_read_in_src(REPO / "tests")
 
 
 # --- tool parameters -----------------------------------------------------------------
