@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any, cast
 
@@ -37,8 +38,8 @@ TOOL_NAMES: tuple[str, ...] = tuple(TOOL_DEFINITIONS)
 
 
 def tool_definition(name: str) -> dict[str, Any]:
-    """The tool exactly as schemas/tools/<name>.json publishes it."""
-    return TOOL_DEFINITIONS[name]
+    """The tool exactly as schemas/tools/<name>.json publishes it (a copy: callers may change it)."""
+    return copy.deepcopy(TOOL_DEFINITIONS[name])
 
 
 def tool_models(name: str) -> tuple[Any, Any]:
