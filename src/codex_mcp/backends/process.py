@@ -15,7 +15,7 @@ import os
 import signal
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
@@ -28,6 +28,7 @@ from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from codex_mcp.backends import proc_tree
+from codex_mcp.linesplit import LineSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -80,60 +81,6 @@ SPAWN_LEDGER: ContextVar[SpawnLedger | None] = ContextVar("codex_mcp_spawn_ledge
 
 class ChildClosedError(Exception):
     """The child's stdin is closed or the child has exited."""
-
-
-class _LineSplitter:
-    """Splits a byte stream on b"\\n" with a cap on line length; memory stays within the cap."""
-
-    def __init__(self, max_bytes: int, *, truncate: bool, on_overflow: Callable[[int], None]) -> None:
-        self._max = max_bytes
-        self._truncate = truncate
-        self._on_overflow = on_overflow
-        self._buf = bytearray()
-        self._overflow = 0  # bytes of the current line beyond what is kept; 0: within the cap
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines that `chunk` completes (without their b"\\n")."""
-        lines: list[bytes] = []
-        view = memoryview(chunk)
-        start = 0
-        while True:
-            newline = chunk.find(b"\n", start)
-            self._take(view[start : len(chunk) if newline < 0 else newline])
-            if newline < 0:
-                return lines
-            line = self._finish()
-            if line is not None:
-                lines.append(line)
-            start = newline + 1
-
-    def flush(self) -> bytes | None:
-        """The unterminated last line at end of stream, if any."""
-        return self._finish()
-
-    def _take(self, piece: memoryview) -> None:
-        if self._overflow:
-            self._overflow += len(piece)
-            return
-        self._buf += piece
-        if len(self._buf) > self._max:
-            if self._truncate:
-                self._overflow = len(self._buf) - self._max
-                del self._buf[self._max :]
-            else:
-                self._overflow = len(self._buf)
-                self._buf.clear()
-
-    def _finish(self) -> bytes | None:
-        overflow, self._overflow = self._overflow, 0
-        if overflow:
-            self._on_overflow(overflow + len(self._buf))
-            if not self._truncate:
-                return None
-            self._buf += b" [...]"
-        line = bytes(self._buf)
-        self._buf.clear()
-        return line or None
 
 
 class ChildProcess:
@@ -254,7 +201,7 @@ class ChildProcess:
     async def _read_stdout(self) -> None:
         stream = self._process.stdout
         assert stream is not None
-        splitter = _LineSplitter(self._max_line_bytes, truncate=False, on_overflow=self._dropped_line)
+        splitter = LineSplitter(self._max_line_bytes, truncate=False, on_overflow=self._dropped_line)
         delivering = True
         try:
             with self._stdout_scope:
@@ -289,7 +236,7 @@ class ChildProcess:
     async def _drain_stderr(self) -> None:
         stream = self._process.stderr
         assert stream is not None
-        splitter = _LineSplitter(_STDERR_LINE_MAX_BYTES, truncate=True, on_overflow=lambda _size: None)
+        splitter = LineSplitter(_STDERR_LINE_MAX_BYTES, truncate=True, on_overflow=lambda _size: None)
         try:
             with self._stderr_scope:
                 while (chunk := await _receive(stream)) is not None:

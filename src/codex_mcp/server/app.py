@@ -22,7 +22,7 @@ from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.catalog import ResourceCatalog
 from codex_mcp.resources.server_info import ServerFacts
 from codex_mcp.server import handlers, results
-from codex_mcp.server.stdin import ThreadedStdin
+from codex_mcp.server.stdin import CheckedLines, ThreadedStdin
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
 from codex_mcp.state.store import StateStore
@@ -177,11 +177,14 @@ async def serve(startup: Startup) -> None:
     """
     server = build_server(startup)
     stdin = ThreadedStdin(sys.stdin.fileno()).start()
+    # Lines the SDK cannot parse are answered through its own write stream, never handed to it.
+    lines = CheckedLines(stdin)
     try:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(_stop_on_signals, stdin, task_group.cancel_scope)
-            # The SDK's AsyncFile type is only iterated; ThreadedStdin iterates lines the same way.
-            async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # pyright: ignore[reportArgumentType]
+            # The SDK's AsyncFile type is only iterated; CheckedLines iterates lines the same way.
+            async with stdio_server(stdin=lines) as (read_stream, write_stream):  # pyright: ignore[reportArgumentType]
+                lines.answer_through(write_stream.send)
                 await server.run(read_stream, write_stream, server.create_initialization_options())
             task_group.cancel_scope.cancel()
     finally:

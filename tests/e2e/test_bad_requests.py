@@ -1,0 +1,122 @@
+"""A line the SDK cannot parse gets a JSON-RPC error (with its id when it has one), never a hang.
+
+The SDK's stdio transport hands such a line up as an exception that nobody answers, so the client
+waiting for that id would wait forever; the server answers it itself and keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.e2e.client import server_env
+from tests.e2e.processes import live_processes_with_env
+from tests.e2e.raw_client import RawClient
+from tests.harness.codex_env import CodexEnv
+
+pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
+
+# An answer is immediate; this only bounds a hang.
+_ANSWER_TIMEOUT_S = 10
+_SESSION_TIMEOUT_S = 90
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+
+_DEEP = b"[" * 300 + b"]" * 300
+# (what is sent, the id the answer carries, its error code)
+_BAD_REQUESTS: list[tuple[bytes, int | None, int]] = [
+    (b"not json", None, PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","id":7,"method":"tools/list","params":' + _DEEP + b"}", 7, PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","id":8,"method":"tools/list","params":"\\ud800"}', 8, PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","id":9}', 9, INVALID_REQUEST),
+    (b'[{"jsonrpc":"2.0","id":10,"method":"tools/list"}]', None, INVALID_REQUEST),
+]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class _Wire:
+    """Raw lines to the server; the messages it writes back, read in order."""
+
+    def __init__(self, client: RawClient) -> None:
+        self.client = client
+        self.read = 0  # complete stdout lines already returned by `next_message`
+
+    async def send_line(self, line: bytes) -> None:
+        assert self.client.process.stdin is not None
+        await self.client.process.stdin.send(line + b"\n")
+
+    async def next_message(self) -> dict[str, Any]:
+        while True:
+            lines = self.client.stdout.split(b"\n")[:-1]
+            if len(lines) > self.read:
+                self.read += 1
+                message: dict[str, Any] = json.loads(lines[self.read - 1])
+                return message
+            assert self.client.process.stdout is not None
+            self.client.stdout += await self.client.process.stdout.receive()
+
+    async def tools_list(self, request_id: str) -> None:
+        """A tools/list request is answered next, with the tools."""
+        await self.send_line(
+            json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/list"}).encode()
+        )
+        with anyio.fail_after(_ANSWER_TIMEOUT_S):
+            answer = await self.next_message()
+        assert answer["id"] == request_id, answer
+        assert {tool["name"] for tool in answer["result"]["tools"]} >= {"codex", "codex_reply"}
+
+
+async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
+    codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr, anyio.fail_after(_SESSION_TIMEOUT_S):
+        async with await anyio.open_process(
+            [sys.executable, "-m", "codex_mcp"],
+            env=server_env(codex_env),
+            cwd=codex_env.workspace,
+            stderr=stderr,
+        ) as process:
+            client = RawClient(process)
+            await client.initialize()
+            wire = _Wire(client)
+            assert (await wire.next_message())["id"] == 1  # the initialize answer
+            for number, (line, request_id, code) in enumerate(_BAD_REQUESTS):
+                await wire.send_line(line)
+                with anyio.fail_after(_ANSWER_TIMEOUT_S):
+                    answer = await wire.next_message()
+                assert answer["jsonrpc"] == "2.0", (line, answer)
+                assert answer["id"] == request_id, (line, answer)
+                assert answer["error"]["code"] == code, (line, answer)
+                assert isinstance(answer["error"]["message"], str), (line, answer)
+                await wire.tools_list(f"after-{number}")
+
+            # A notification the server cannot parse is only logged: JSON-RPC never answers one.
+            await wire.send_line(b'{"jsonrpc":"2.0","method":"notifications/x","params":"\\ud800"}')
+            await wire.tools_list("after-notification")
+
+            assert process.stdin is not None
+            await process.stdin.aclose()
+            assert process.stdout is not None
+            async for chunk in process.stdout:
+                client.stdout += chunk
+            assert await process.wait() == 0
+    raw = client.stdout
+    assert raw.endswith(b"\n")
+    messages = [json.loads(line) for line in raw.split(b"\n")[:-1]]
+    assert all(message["jsonrpc"] == "2.0" for message in messages)
+    # initialize, then an error and a tools/list answer per bad request, then one more tools/list.
+    assert len(messages) == 1 + 2 * len(_BAD_REQUESTS) + 1
+    log = stderr_path.read_text()
+    assert "ignored a notification the server cannot parse" in log
+    assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []
