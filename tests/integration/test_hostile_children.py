@@ -163,7 +163,7 @@ async def test_garbage_lines_around_every_message_are_survived_and_the_turn_comp
     assert set(deltas) == {"\ufffd"}
     # Every garbage line was typed as unknown; none reached the reader's last-resort handler.
     assert "failed to dispatch" not in caplog.text
-    assert "unrecognised message from codex app-server" in caplog.text
+    assert "app-server sent not JSON" in caplog.text
 
 
 def test_every_garbage_line_parses_as_an_unknown_message_without_raising() -> None:
