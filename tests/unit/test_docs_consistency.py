@@ -36,10 +36,13 @@ DOCS: Final = {name: doc_text(name) for name in ("config", "gotchas", "quickstar
 _HERE: Final = "tests/unit/test_docs_consistency.py"
 _E2E: Final = "tests/e2e/test_resources.py"
 _REFRESH: Final = "tests/contract/test_refresh.py"
-_INSTALL: Final = (_HERE, "test_install_lines_name_our_package_script_and_extra")
+_INSTALL: Final = (
+    "tests/e2e/test_install.py",
+    "test_pip_install_with_the_codex_extra_gives_a_ready_codex_mcp",
+)
 CI: Final = (".ci/run", "")
 README_COMMANDS: Final[dict[str, tuple[str, str]]] = {
-    "uvx codex-mcp": _INSTALL,
+    "uvx codex-mcp": ("tests/e2e/test_install.py", "test_uvx_runs_the_console_script"),
     "pip install codex-mcp": _INSTALL,
     "pip install 'codex-mcp[codex]'": _INSTALL,
     "python3 scripts/dev.py serve": (_E2E, "test_the_readme_run_command_serves_our_tools_and_resources"),
