@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import anyio
 import pytest
 
-from tests.e2e.client import running_server, server_env
+from tests.e2e.client import McpServerUnderTest, running_server, server_env
 from tests.e2e.processes import live_processes_with_env
 from tests.e2e.raw_client import RawClient
 from tests.harness.codex_env import CodexEnv
@@ -59,6 +59,19 @@ def _hold(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
             *function_call_events("call_hold", "exec_command", arguments),
             completed("resp_hold"),
         )
+    )
+
+
+async def _finished(mcp: McpServerUnderTest, prompt: str) -> dict[str, Any]:
+    """A session started and waited for to the end of its first turn."""
+    return await mcp.call(
+        "codex",
+        {
+            "prompt": prompt,
+            "approvalPolicy": "never",
+            "sandbox": "read-only",
+            "advanced": {"waitForResult": 30000},
+        },
     )
 
 
@@ -200,15 +213,7 @@ async def test_a_killed_codex_child_fails_its_turn_with_its_stderr_and_the_serve
         # What Codex itself logged last (it warns about the mock's unknown model at every start).
         assert "Unknown model mock-model" in message
 
-        fresh = await mcp.call(
-            "codex",
-            {
-                "prompt": "scenario:plain hello again",
-                "approvalPolicy": "never",
-                "sandbox": "read-only",
-                "advanced": {"waitForResult": 30000},
-            },
-        )
+        fresh = await _finished(mcp, "scenario:plain hello again")
         assert fresh["status"] == "idle"
         assert fresh["result"]["text"] == PLAIN_TEXT
         again = await mcp.call(
@@ -239,15 +244,7 @@ async def test_damaged_state_files_are_skipped_and_the_rest_loads(codex_env: Cod
     async with running_server(codex_env) as mcp:
         ids: list[str] = []
         for word in ("one", "two"):
-            out = await mcp.call(
-                "codex",
-                {
-                    "prompt": f"scenario:plain {word}",
-                    "approvalPolicy": "never",
-                    "sandbox": "read-only",
-                    "advanced": {"waitForResult": 30000},
-                },
-            )
+            out = await _finished(mcp, f"scenario:plain {word}")
             ids.append(out["sessionId"])
     sessions = codex_env.root / "state" / "sessions"
     good, garbled = ids
@@ -272,15 +269,7 @@ async def test_damaged_state_files_are_skipped_and_the_rest_loads(codex_env: Cod
 
 async def test_state_files_are_private(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        out = await mcp.call(
-            "codex",
-            {
-                "prompt": "scenario:plain hi",
-                "approvalPolicy": "never",
-                "sandbox": "read-only",
-                "advanced": {"waitForResult": 30000},
-            },
-        )
+        out = await _finished(mcp, "scenario:plain hi")
     state = codex_env.root / "state"
     directory = state / "sessions" / out["sessionId"]
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
@@ -300,15 +289,7 @@ async def test_an_idle_session_continues_after_a_restart_with_its_context(
 ) -> None:
     env = {"CODEX_MCP_MODE": mode}
     async with running_server(codex_env, env) as mcp:
-        first = await mcp.call(
-            "codex",
-            {
-                "prompt": "scenario:plain remember OSPREY",
-                "approvalPolicy": "never",
-                "sandbox": "read-only",
-                "advanced": {"waitForResult": 30000},
-            },
-        )
+        first = await _finished(mcp, "scenario:plain remember OSPREY")
         seen = await mcp.call(
             "codex_check", {"action": "poll", "sessionId": first["sessionId"], "maxEvents": 500}
         )
