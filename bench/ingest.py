@@ -39,8 +39,9 @@ CHILD: Final = REPO / "bench" / "streaming_app_server.py"
 PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 
 
-def _rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
+def rss_mb(pid: int | str = "self") -> float:
+    """The resident set of `pid` (this process by default) in MiB."""
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     return pages * PAGE / 2**20
 
 
@@ -93,14 +94,14 @@ async def measure_memory(codex: CodexExecutable, root: Path, deltas: int) -> lis
     rows: list[tuple[str, str]] = []
     store = StateStore.open(root / "state-memory")
     try:
-        rows.append(("RSS before", f"{_rss_mb():.1f} MB"))
+        rows.append(("RSS before", f"{rss_mb():.1f} MB"))
         for count in (deltas // 10, deltas):
             elapsed, session = await one_turn(codex, store, count, "distinct")
             log = store.root / "sessions" / session.session_id / "events.jsonl"
             rows.append(
                 (
                     f"after {count:,} deltas",
-                    f"RSS {_rss_mb():.1f} MB, {len(session.buffer)} events kept, "
+                    f"RSS {rss_mb():.1f} MB, {len(session.buffer)} events kept, "
                     f"log {log.stat().st_size / 2**20:.2f} MB, {count / elapsed:,.0f}/s",
                 )
             )

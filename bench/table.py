@@ -44,7 +44,6 @@ from tests.harness.mock_model import MockModelServer  # noqa: E402
 from tests.harness.procs import descendants  # noqa: E402
 
 Row = tuple[str, str, str, str]
-PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 
 
 def log(message: str) -> None:
@@ -108,11 +107,6 @@ def session_rows(samples: sessions.Samples) -> list[Row]:
     return rows
 
 
-def _rss_mb(pid: int) -> float:
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * PAGE / 2**20
-
-
 def _server_pid() -> int:
     for pid in descendants(os.getpid()):
         try:
@@ -137,7 +131,7 @@ async def measure_load(mock: MockModelServer, root: Path, sessions_count: int) -
             # One session first so the Codex child is up: wall times compare turns, not a spawn.
             await run_one_session(mcp, 10_000, {})
             server = _server_pid()
-            before = _rss_mb(server)
+            before = ingest.rss_mb(server)
             started = time.perf_counter()
             with anyio.fail_after(600):
                 async with anyio.create_task_group() as group:
@@ -145,7 +139,7 @@ async def measure_load(mock: MockModelServer, root: Path, sessions_count: int) -
                         group.start_soon(run_one_session, mcp, index, results)
             walls[count] = time.perf_counter() - started
             if count == sessions_count:
-                memory = (before, _rss_mb(server))
+                memory = (before, ingest.rss_mb(server))
         bad = [i for i, r in results.items() if r["final"]["status"] != "idle"]
         if len(results) != count or bad:
             raise RuntimeError(f"load run of {count}: {len(results)} finished, not idle: {bad}")

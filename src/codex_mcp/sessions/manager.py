@@ -159,15 +159,22 @@ class SessionManager:
 
     def _end_running_turns(self) -> None:
         """Close the turns the drain left running: their children are about to stop."""
-        for session in self._sessions.values():
-            if session.status in ("running", "waiting_approval"):
-                session.pending.clear()
+        self._fail_running_turns(
+            None, "server_shutdown", "codex-mcp shut down before this turn finished; codex_reply continues it"
+        )
+
+    def _fail_running_turns(self, key: str | None, reason: str, message: str) -> None:
+        """End every running turn (of the child `key`, or of all) as an error; cancel what it waits on."""
+        for session in list(self._sessions.values()):
+            if session.status in ("running", "waiting_approval") and key in (None, session.connection_key):
+                for request in list(session.pending.values()):
+                    self._requests.resolve(session, request, decision="cancel")
                 finish_turn(
                     session,
                     status="error",
                     turn_id=session.active_turn_id,
-                    reason="server_shutdown",
-                    error_message="codex-mcp shut down before this turn finished; codex_reply continues it",
+                    reason=reason,
+                    error_message=message,
                 )
 
     async def _drain(self, timeout_s: float) -> None:
@@ -191,17 +198,7 @@ class SessionManager:
         message = f"codex app-server exited ({reason})"
         if stderr_tail.strip():
             message += f"; stderr: {stderr_tail.strip()[-800:]}"
-        for session in list(self._sessions.values()):
-            if session.connection_key == key and session.status in ("running", "waiting_approval"):
-                for request in list(session.pending.values()):
-                    self._requests.resolve(session, request, decision="cancel")
-                finish_turn(
-                    session,
-                    status="error",
-                    turn_id=session.active_turn_id,
-                    reason="app_server_exited",
-                    error_message=redact(message),
-                )
+        self._fail_running_turns(key, "app_server_exited", redact(message))
 
     # --- inbound from Codex ------------------------------------------------------
 
