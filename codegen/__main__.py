@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,41 @@ def _stale_files(outputs: dict[Path, str]) -> list[Path]:
     return sorted(path for path in paths.GENERATED_DIR.glob("*.py") if path not in outputs)
 
 
+def _early_answers() -> str:
+    """`early_answers.json`, from the package as it is on disk now (so: after the rest is written)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "codegen.early_probe"],
+        cwd=paths.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"codegen: the early-answer probe failed:\n{completed.stderr}")
+    return completed.stdout
+
+
 def generate(check: bool) -> int:
     """Write the generated files, or with `check` print a diff and return 1 when they drifted."""
     outputs = build_outputs()
+    drift = _write_or_diff(outputs, check)
+    # The early answers come from our server itself, as the files just written make it.
+    drift = _write_or_diff({paths.EARLY_ANSWERS: _early_answers()}, check) or drift
+    for stale in _stale_files(outputs):
+        drift = True
+        if check:
+            print(f"{stale.relative_to(paths.REPO_ROOT).as_posix()}: not produced by codegen")
+        else:
+            stale.unlink()
+    if check:
+        print("codegen: generated code drifted from schemas/" if drift else "codegen: up to date")
+        return 1 if drift else 0
+    print("codegen: wrote " + ", ".join(sorted(p.name for p in [*outputs, paths.EARLY_ANSWERS])))
+    return 0
+
+
+def _write_or_diff(outputs: dict[Path, str], check: bool) -> bool:
+    """Write each output that differs (or print its diff); whether any differed."""
     drift = False
     for path, text in outputs.items():
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -109,17 +142,7 @@ def generate(check: bool) -> int:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-    for stale in _stale_files(outputs):
-        drift = True
-        if check:
-            print(f"{stale.relative_to(paths.REPO_ROOT).as_posix()}: not produced by codegen")
-        else:
-            stale.unlink()
-    if check:
-        print("codegen: generated code drifted from schemas/" if drift else "codegen: up to date")
-        return 1 if drift else 0
-    print("codegen: wrote " + ", ".join(sorted(p.name for p in outputs)))
-    return 0
+    return drift
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-import anyio
-
 from codex_mcp import __version__
-from codex_mcp.errors import CodexMcpError
 from codex_mcp.stdio_guard import check_stdio
 
 _DESCRIPTION = """Without a command: serve MCP on stdin/stdout (started by an MCP client).
@@ -97,6 +94,8 @@ def _export_schemas(directory: Path) -> int:
 
 
 def _doctor(env: dict[str, str], cwd: str | None, as_json: bool) -> int:
+    import anyio  # noqa: PLC0415 - not needed to serve
+
     from codex_mcp import doctor  # noqa: PLC0415 - not needed to serve
 
     code, text = anyio.run(lambda: doctor.run(env, cwd, as_json=as_json))
@@ -113,16 +112,10 @@ def _serve(env: dict[str, str]) -> int:
             print(f"codex-mcp: {reason} (CODEX_MCP_STDIO_MODE=strict)", file=sys.stderr)
             return 1
         logger.warning("[stdio] %s", reason)
-    # Imported here so that --help, --version and the commands answer without the MCP stack.
-    from codex_mcp.server.app import prepare_startup, serve  # noqa: PLC0415
+    # Imported here so that --help, --version and the commands answer without the server.
+    from codex_mcp.server.boot import serve_stdio  # noqa: PLC0415
 
-    try:
-        startup = prepare_startup(env)
-    except CodexMcpError as exc:
-        print(f"codex-mcp: {exc.message}", file=sys.stderr)
-        return 2
-    anyio.run(serve, startup)
-    return 0
+    return serve_stdio(env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,13 +15,23 @@ class LineSplitter:
     Each `feed` searches only the chunk it is given, so a long line costs time linear in its length.
     A line over the cap is either truncated to it (`truncate=True`: its first `max_bytes` bytes and a
     b" [...]" marker) or dropped whole (`truncate=False`); either way `on_overflow` gets its full
-    length, and the bytes past the cap are counted, never kept. Empty lines are skipped.
+    length, and the bytes past the cap are counted, never kept. Empty lines are skipped. A dropped
+    line's first `head_bytes` bytes (at most `max_bytes`) go to `on_overflow` too (a request's id is there).
     """
 
-    def __init__(self, max_bytes: int, *, truncate: bool, on_overflow: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        truncate: bool,
+        on_overflow: Callable[[int, bytes], None],
+        head_bytes: int = 0,
+    ) -> None:
         self._max = max_bytes
         self._truncate = truncate
         self._on_overflow = on_overflow
+        self._head_bytes = min(head_bytes, max_bytes)
+        self._head = b""
         self._buf = bytearray()
         self._overflow = 0  # bytes of the current line beyond what is kept; 0: within the cap
 
@@ -55,12 +65,14 @@ class LineSplitter:
                 del self._buf[self._max :]
             else:
                 self._overflow = len(self._buf)
+                self._head = bytes(self._buf[: self._head_bytes])
                 self._buf.clear()
 
     def _finish(self) -> bytes | None:
         overflow, self._overflow = self._overflow, 0
         if overflow:
-            self._on_overflow(overflow + len(self._buf))
+            head, self._head = self._head, b""
+            self._on_overflow(overflow + len(self._buf), head)
             if not self._truncate:
                 return None
             self._buf += b" [...]"

@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import struct
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +34,7 @@ from tests.harness.app_server_client import (
     WireLine,
 )
 from tests.harness.codex_env import MOCK_MODEL, CodexEnv, codex_version, create_codex_env, run_exec
+from tests.harness.images import tiny_png
 from tests.harness.mock_model import MockModelServer, json_object
 from tests.harness.scenarios import (
     BACKGROUND_COMMAND,
@@ -109,24 +108,6 @@ def _write_jsonl(path: Path, records: Sequence[Json]) -> int:
     if size > MAX_FILE_BYTES:
         raise RecordingError(f"{path.name} is {size} bytes (limit {MAX_FILE_BYTES})")
     return len(records)
-
-
-def _tiny_png(path: Path) -> None:
-    """Write a valid 1x1 RGB PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x33\x99\xff")
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def _no_network(bench: Bench) -> None:
@@ -433,7 +414,7 @@ def exec_resume(run: ExecRun) -> None:
 
 def exec_image(run: ExecRun) -> None:
     image = run.bench.env.workspace / "pixel.png"
-    _tiny_png(image)
+    image.write_bytes(tiny_png())
     code, events = run.invoke("scenario:plain Describe the image.", "-i", str(image))
     _check(code == 0, f"exec image: {code} {_types(events)}")
     last = run.bench.mock.responses_requests()[-1]

@@ -35,7 +35,13 @@ def test_committed_generated_code_matches_the_schemas() -> None:
 def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the parts codegen reads and writes, to edit without touching the real tree."""
     root = tmp_path_factory.mktemp("repo")
-    for part in ("codegen", "schemas", "src/codex_mcp/_generated", "src/codex_mcp/resources/data"):
+    for part in (
+        "codegen",
+        "schemas",
+        "src/codex_mcp/_generated",
+        "src/codex_mcp/resources/data",
+        "src/codex_mcp/server/data",
+    ):
         shutil.copytree(REPO / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
     return root
 

@@ -29,13 +29,26 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
 _DEEP = b"[" * 300 + b"]" * 300
+# Past every parser's limit (the SDK's ~255 levels, the standard library's ~1000).
+_DEEPER = b"[" * 100_000 + b"]" * 100_000
+_CALL = b'{"jsonrpc":"2.0","id":"deep-call","method":"tools/call","params":{"name":"codex","arguments":'
 # (what is sent, the id the answer carries, its error code)
-_BAD_REQUESTS: list[tuple[bytes, int | None, int]] = [
+_BAD_REQUESTS: list[tuple[bytes, int | str | None, int]] = [
     (b"not json", None, PARSE_ERROR),
     (b'{"jsonrpc":"2.0","id":7,"method":"tools/list","params":' + _DEEP + b"}", 7, PARSE_ERROR),
     (b'{"jsonrpc":"2.0","id":8,"method":"tools/list","params":"\\ud800"}', 8, PARSE_ERROR),
     (b'{"jsonrpc":"2.0","id":9}', 9, INVALID_REQUEST),
     (b'[{"jsonrpc":"2.0","id":10,"method":"tools/list"}]', None, INVALID_REQUEST),
+    # A lone surrogate in the id itself: the answer must still carry it (escaped on the wire).
+    (b'{"jsonrpc":"2.0","id":"\\ud800","method":"ping"}', "\ud800", PARSE_ERROR),
+    (
+        b'{"jsonrpc":"2.0","id":"deep-1","method":"ping","params":{"x":' + _DEEPER + b"}}",
+        "deep-1",
+        PARSE_ERROR,
+    ),
+    (_CALL + b'{"prompt":' + _DEEPER + b"}}}", "deep-call", PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","method":"ping","params":{"x":' + _DEEPER + b'},"id":11}', 11, PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","id":12,"method":"ping"', 12, PARSE_ERROR),
 ]
 
 
@@ -64,6 +77,13 @@ class _Wire:
                 return message
             assert self.client.process.stdout is not None
             self.client.stdout += await self.client.process.stdout.receive()
+
+    async def ping(self, request_id: str) -> None:
+        """A ping is answered next."""
+        await self.send_line(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "ping"}).encode())
+        with anyio.fail_after(_ANSWER_TIMEOUT_S):
+            answer = await self.next_message()
+        assert answer == {"jsonrpc": "2.0", "id": request_id, "result": {}}, answer
 
     async def tools_list(self, request_id: str) -> None:
         """A tools/list request is answered next, with the tools."""
@@ -99,6 +119,7 @@ async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
                 assert answer["id"] == request_id, (line, answer)
                 assert answer["error"]["code"] == code, (line, answer)
                 assert isinstance(answer["error"]["message"], str), (line, answer)
+                await wire.ping(f"ping-after-{number}")
                 await wire.tools_list(f"after-{number}")
 
             # A notification the server cannot parse is only logged: JSON-RPC never answers one.
@@ -115,8 +136,9 @@ async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
     assert raw.endswith(b"\n")
     messages = [json.loads(line) for line in raw.split(b"\n")[:-1]]
     assert all(message["jsonrpc"] == "2.0" for message in messages)
-    # initialize, then an error and a tools/list answer per bad request, then one more tools/list.
-    assert len(messages) == 1 + 2 * len(_BAD_REQUESTS) + 1
+    # initialize, then an error, a ping and a tools/list answer per bad request, one more tools/list.
+    assert len(messages) == 1 + 3 * len(_BAD_REQUESTS) + 1
+    assert b'"id":"\\ud800"' in raw  # the surrogate id went out as the escape it came in as
     log = stderr_path.read_text()
     assert "ignored a notification the server cannot parse" in log
     assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.contract.record_transcripts import _tiny_png  # pyright: ignore[reportPrivateUsage]
 from tests.e2e.client import running_server
 from tests.e2e.processes import live_processes_with_env
 from tests.harness.codex_env import CodexEnv
+from tests.harness.images import tiny_png
 from tests.harness.mock_model import MockModelServer
 from tests.harness.scenarios import PLAIN_TEXT
 
@@ -72,7 +72,7 @@ async def test_exec_structured_output_and_image_input(
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     image = codex_env.workspace / "pixel.png"
-    _tiny_png(image)
+    image.write_bytes(tiny_png())
     schema = {
         "type": "object",
         "properties": {"status": {"type": "string"}, "answer": {"type": "string"}},

@@ -44,6 +44,7 @@ from tests.fuzz.strategies import (
 )
 from tests.harness.codex_env import CodexEnv
 from tests.harness.fake_app_server import write_fake_codex
+from tests.harness.images import tiny_png
 
 STDIO_EXAMPLES: Final = max(FUZZ_EXAMPLES // 10, 10)
 CALL_BOUND_S: Final = 30.0
@@ -97,7 +98,7 @@ def _fake_env(codex_env: CodexEnv) -> dict[str, str]:
 def stdio_world(codex_env: CodexEnv) -> Generator[World]:
     """`python -m codex_mcp` on the fake Codex behind a real stdio client; afterwards no child is left."""
     image = codex_env.workspace / "pixel.png"
-    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    image.write_bytes(tiny_png())
     with ExitStack() as stack:
         portal = stack.enter_context(start_blocking_portal("asyncio"))
         mcp = stack.enter_context(

@@ -44,6 +44,7 @@ from tests.fuzz.strategies import (
     summary,
 )
 from tests.harness.fake_app_server import write_fake_codex
+from tests.harness.images import tiny_png
 
 # Bound on one call: waits are capped at a few ms, so only a hang comes near it.
 CALL_BOUND_S: Final = 30.0
@@ -61,7 +62,7 @@ def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[Wor
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     image = workspace / "pixel.png"
-    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    image.write_bytes(tiny_png())
     # codex_setup and profiles read the process environment; the fake child inherits it.
     monkeypatch.setenv("CODEX_MCP_PATH", str(codex))
     monkeypatch.setenv("CODEX_HOME", str(home))

@@ -8,12 +8,10 @@ import logging
 import os
 import shlex
 import stat
-import struct
 import tempfile
 import textwrap
 import time
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -28,6 +26,7 @@ from codex_mcp.backends.exec import ExecTurnOutcome, run_exec_turn
 from codex_mcp.backends.exec_argv import ExecTurnSpec
 from codex_mcp.backends.exec_mapping import Notification
 from tests.harness.codex_env import CodexEnv
+from tests.harness.images import tiny_png
 from tests.harness.mock_model import MockModelServer, RecordedRequest, json_object
 from tests.harness.procs import descendants
 from tests.harness.scenarios import (
@@ -114,15 +113,6 @@ async def _turn(
 
 def _user_texts(request: RecordedRequest) -> list[str]:
     return [message_text(item) for item in request.input_items if item.get("role") == "user"]
-
-
-def _tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixel = zlib.compress(b"\x00\xff\x00\x00")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixel) + chunk(b"IEND", b"")
 
 
 async def _alongside(
@@ -239,7 +229,7 @@ async def test_structured_output_follows_the_schema_and_the_private_schema_file_
 @pytest.mark.real_codex
 @pytest.mark.anyio
 async def test_an_image_reaches_the_model(codex_env: CodexEnv, mock_model: MockModelServer) -> None:
-    png = _tiny_png()
+    png = tiny_png()
     (codex_env.workspace / "pixel.png").write_bytes(png)
     recorder = Recorder()
 

@@ -107,6 +107,13 @@ def tagged(entry: bytes) -> ProcessSnapshot:
     Catches descendants that daemonized (double fork, setsid) before any snapshot saw them; only
     processes of our own user are readable.
     """
+    return tagged_any({entry})
+
+
+def tagged_any(entries: set[bytes]) -> ProcessSnapshot:
+    """Live processes whose environment holds any of ``entries`` (one ``/proc`` scan)."""
+    if not entries:
+        return {}
     found: ProcessSnapshot = {}
     own = os.getpid()
     for pid, info in _live_table().items():
@@ -116,6 +123,6 @@ def tagged(entry: bytes) -> ProcessSnapshot:
             environ = (_PROC / str(pid) / "environ").read_bytes()
         except OSError:
             continue
-        if entry in environ.split(b"\0"):
+        if not entries.isdisjoint(environ.split(b"\0")):
             found[pid] = info.start
     return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
@@ -79,6 +80,18 @@ class SpawnLedger(Protocol):
 SPAWN_LEDGER: ContextVar[SpawnLedger | None] = ContextVar("codex_mcp_spawn_ledger", default=None)
 
 
+# Every child of this process that has not been stopped yet, for `kill_all_now`.
+_LIVE: set[ChildProcess] = set()
+# After SIGKILL, how long `kill_all_now` waits for the processes to be gone.
+_KILL_NOW_WAIT_S: Final = 0.2
+
+
+def kill_all_now() -> list[int]:
+    """SIGKILL every child we started and everything they started, and wait (briefly) until they are
+    gone; for a server stopping within the 100 ms its client allows. Returns the pids signalled."""
+    return ChildProcess.kill_all_now()
+
+
 class ChildClosedError(Exception):
     """The child's stdin is closed or the child has exited."""
 
@@ -124,6 +137,7 @@ class ChildProcess:
             list(argv), stdin=PIPE, stdout=PIPE, stderr=PIPE, env=child_env, cwd=cwd, start_new_session=True
         )
         child = cls(process, max_line_bytes=max_line_bytes, tag=tag)
+        _LIVE.add(child)
         logger.debug("started %s as pid %d", Path(argv[0]).name, process.pid)
         ledger = SPAWN_LEDGER.get()
         if ledger is not None:
@@ -143,7 +157,24 @@ class ChildProcess:
                         if ledger is not None and child.returncode is not None:
                             ledger.ended(child.pid)
                     finally:
+                        _LIVE.discard(child)
                         tg.cancel_scope.cancel()
+
+    @staticmethod
+    def kill_all_now() -> list[int]:
+        """See the module function `kill_all_now`."""
+        victims: proc_tree.ProcessSnapshot = {}
+        tags: set[bytes] = set()
+        for child in list(_LIVE):
+            child._signal_group(signal.SIGKILL)
+            victims |= child._tree
+            tags.add(child._tag_entry)
+        victims = proc_tree.expand(victims) | proc_tree.tagged_any(tags)
+        proc_tree.signal_all(victims, signal.SIGKILL)
+        deadline = time.monotonic() + _KILL_NOW_WAIT_S
+        while proc_tree.alive(victims) and time.monotonic() < deadline:
+            time.sleep(_SURVIVOR_POLL_S / 4)
+        return sorted(victims)
 
     # --- public surface -------------------------------------------------------------------------
 
@@ -228,7 +259,7 @@ class ChildProcess:
             self._stdout_delivering = False
         return True
 
-    def _dropped_line(self, size: int) -> None:
+    def _dropped_line(self, size: int, head: bytes) -> None:
         logger.warning(
             "pid %d: dropped a stdout line of %d bytes (limit %d)", self.pid, size, self._max_line_bytes
         )
@@ -236,7 +267,7 @@ class ChildProcess:
     async def _drain_stderr(self) -> None:
         stream = self._process.stderr
         assert stream is not None
-        splitter = LineSplitter(_STDERR_LINE_MAX_BYTES, truncate=True, on_overflow=lambda _size: None)
+        splitter = LineSplitter(_STDERR_LINE_MAX_BYTES, truncate=True, on_overflow=lambda _size, _head: None)
         try:
             with self._stderr_scope:
                 while (chunk := await _receive(stream)) is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
-import sys
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -14,18 +15,18 @@ import anyio
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcp.server.stdio import stdio_server
 
 from codex_mcp import __version__
-from codex_mcp.backend_mode import ModeChoice, choose_mode
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.catalog import ResourceCatalog
 from codex_mcp.resources.server_info import ServerFacts
 from codex_mcp.server import handlers, results
-from codex_mcp.server.stdin import CheckedLines, ThreadedStdin
+from codex_mcp.server.early import EarlyAnswers
+from codex_mcp.server.startup import Startup
+from codex_mcp.server.stdin import ThreadedStdin
+from codex_mcp.server.stdout import WireOut
+from codex_mcp.server.transport import stdio_transport
 from codex_mcp.sessions.manager import SessionManager
-from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
-from codex_mcp.state.store import StateStore
 from codex_mcp.wire.tools import TOOL_NAMES, output_problems, parse_input, tool_definition
 
 logger = logging.getLogger(__name__)
@@ -40,38 +41,11 @@ _TOOLS: Final[dict[str, Handler]] = {
 }
 
 
-@dataclass(frozen=True)
-class Startup:
-    """What the server found before serving: its settings, the Codex to run (or why none), the
-    backend, and its locked state directory (None: sessions are kept in memory only)."""
+@dataclass
+class Running:
+    """What a stop signal must reach: the session manager, while the lifespan has it open."""
 
-    settings: Settings
-    codex: CodexExecutable | CodexMcpError
-    mode: ModeChoice | None
-    store: StateStore | None = None
-
-
-def prepare_startup(env: dict[str, str]) -> Startup:
-    """Read the environment, find Codex, and lock the state directory (which stops whatever a
-    killed previous server left running there).
-
-    Raises:
-        CodexMcpError: a setting is wrong (both CODEX_MCP_PATH and CODEX_MCP_COMMAND, a bad path,
-            a bad CODEX_MCP_MODE or duration, a state directory that is unusable or held by another
-            live server): the server must not start. A Codex that is simply not installed is not
-            raised: the server starts and `codex_setup` explains.
-    """
-    settings = Settings.from_env(env)
-    try:
-        codex = resolve_codex(env)
-    except CodexMcpError as exc:
-        if exc.code == "INVALID_ARGUMENT":
-            raise
-        logger.error("%s", exc.message)
-        return Startup(settings, exc, None)
-    mode = choose_mode(codex.path, env)
-    logger.info("codex %s (%s), backend %s (%s)", codex.path, codex.source, mode.mode, mode.source)
-    return Startup(settings, codex, mode, StateStore.open(settings.state_dir))
+    manager: SessionManager | None = None
 
 
 @dataclass
@@ -82,7 +56,9 @@ class AppState:
     startup: Startup
 
 
-def _lifespan_for(startup: Startup) -> Callable[[Server[AppState]], AbstractAsyncContextManager[AppState]]:
+def _lifespan_for(
+    startup: Startup, running: Running
+) -> Callable[[Server[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
         if isinstance(startup.codex, CodexMcpError):
@@ -92,7 +68,11 @@ def _lifespan_for(startup: Startup) -> Callable[[Server[AppState]], AbstractAsyn
         async with SessionManager.open(
             startup.codex, startup.settings, startup.mode.mode, startup.store
         ) as manager:
-            yield AppState(manager, startup)
+            running.manager = manager
+            try:
+                yield AppState(manager, startup)
+            finally:
+                running.manager = None
 
     return lifespan
 
@@ -144,8 +124,8 @@ def _progress_reporter(ctx: ServerRequestContext[AppState]) -> Callable[[float, 
     return report
 
 
-def build_server(startup: Startup) -> Server[AppState]:
-    """The MCP server object with its handlers."""
+def build_server(startup: Startup, running: Running | None = None) -> Server[AppState]:
+    """The MCP server object with its handlers; `running` learns its session manager."""
     catalog = ResourceCatalog(ServerFacts(startup.settings, startup.codex, startup.mode))
 
     async def list_resources(
@@ -161,7 +141,7 @@ def build_server(startup: Startup) -> Server[AppState]:
     return Server(
         "codex-mcp",
         version=__version__,
-        lifespan=_lifespan_for(startup),
+        lifespan=_lifespan_for(startup, running or Running()),
         on_list_tools=_list_tools,
         on_call_tool=_call_tool,
         on_list_resources=list_resources,
@@ -169,22 +149,19 @@ def build_server(startup: Startup) -> Server[AppState]:
     )
 
 
-async def serve(startup: Startup) -> None:
-    """Serve MCP on stdin/stdout until the client disconnects (stdin EOF) or SIGTERM/SIGINT.
+async def serve(startup: Startup, stdin: ThreadedStdin, wire: WireOut, early: EarlyAnswers) -> None:
+    """Serve MCP on `stdin`/`wire` until the client disconnects (stdin EOF) or SIGTERM/SIGINT.
 
-    Both end the same way: the lifespan gives running turns the drain time, then stops every Codex
-    child, so nothing is left running after the server exits. A second signal stops at once.
+    On stdin EOF the lifespan gives running turns the drain time, then stops every Codex child. A
+    signal is how clients stop a server, within 100-500 ms and with SIGKILL next: the first one ends
+    running turns at once (recorded, replyable), stops every child and exits.
     """
-    server = build_server(startup)
-    stdin = ThreadedStdin(sys.stdin.fileno()).start()
-    # Lines the SDK cannot parse are answered through its own write stream, never handed to it.
-    lines = CheckedLines(stdin)
+    running = Running()
+    server = build_server(startup, running)
     try:
         async with anyio.create_task_group() as task_group:
-            task_group.start_soon(_stop_on_signals, stdin, task_group.cancel_scope)
-            # The SDK's AsyncFile type is only iterated; CheckedLines iterates lines the same way.
-            async with stdio_server(stdin=lines) as (read_stream, write_stream):  # pyright: ignore[reportArgumentType]
-                lines.answer_through(write_stream.send)
+            task_group.start_soon(_stop_on_signals, startup, running)
+            async with stdio_transport(stdin, wire, early) as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
             task_group.cancel_scope.cancel()
     finally:
@@ -192,16 +169,17 @@ async def serve(startup: Startup) -> None:
             startup.store.close()
 
 
-async def _stop_on_signals(stdin: ThreadedStdin, scope: anyio.CancelScope) -> None:
+async def _stop_on_signals(startup: Startup, running: Running) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        first = True
         async for received in signals:
             name = signal.Signals(received).name
-            if first:
-                logger.warning("%s: finishing as if the client had closed stdin", name)
-                stdin.end()
-                first = False
-            else:
-                logger.warning("%s again: stopping now", name)
-                scope.cancel()
-                return
+            started = time.monotonic()
+            if running.manager is not None:
+                running.manager.stop_now(f"the MCP client stopped codex-mcp ({name})")
+            if startup.store is not None:
+                startup.store.close()
+            logger.warning("%s: stopped in %.0f ms", name, (time.monotonic() - started) * 1000)
+            logging.shutdown()
+            # Everything is saved and every child is gone; the client's SIGKILL may be 100 ms away,
+            # and unwinding the SDK's tasks and the interpreter would take longer than that.
+            os._exit(0)

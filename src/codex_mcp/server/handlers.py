@@ -10,6 +10,7 @@ from typing import Any, Final
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
+from codex_mcp.server.images import image_problem
 from codex_mcp.sessions.ingest import DELTA_METHODS
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
 from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
@@ -74,37 +75,19 @@ def _existing_dir(raw: str | None, field: str) -> str:
     return str(path)
 
 
-# Leading bytes of the image formats models take (WebP is checked apart: RIFF....WEBP).
-_IMAGE_SIGNATURES: Final = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
-
-
 def _image_files(paths: list[str] | None, cwd: str, field: str) -> list[str]:
-    """Resolved paths of existing image files (relative ones from `cwd`).
-
-    The content must be an image: Codex uploads the file to the model provider, and anything
-    else (a key, a config file named `x.png`) must not leave the machine that way.
-    """
+    """Resolved paths of existing image files (relative ones from `cwd`), checked by `image_problem`."""
     found: list[str] = []
     for index, raw in enumerate(paths or []):
         where = f"{field}[{index}]"
         path = _local_path(raw, cwd, where)
         if not _holds(path.is_file):
             raise CodexMcpError("INVALID_ARGUMENT", f"{where}: {raw} is not an existing file", field=where)
-        if not _is_image(path):
-            raise CodexMcpError(
-                "INVALID_ARGUMENT", f"{where}: {raw} is not a PNG, JPEG, GIF or WebP image", field=where
-            )
+        problem = image_problem(path)
+        if problem is not None:
+            raise CodexMcpError("INVALID_ARGUMENT", f"{where}: {raw} {problem}", field=where)
         found.append(str(path))
     return found
-
-
-def _is_image(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return False
-    return head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def _text(value: Any) -> str | None:

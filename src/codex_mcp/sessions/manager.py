@@ -30,6 +30,7 @@ from codex_mcp.backends.app_server import (
     AppServerConnection,
     AppServerRequestError,
 )
+from codex_mcp.backends.process import kill_all_now
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
@@ -156,6 +157,17 @@ class SessionManager:
         for session in persister.recover(connection_key=key, filter_noise=self._settings.filter_noise):
             session.backend = backend
             self._register(session)
+
+    def stop_now(self, why: str) -> None:
+        """Stop at once, as a client stopping us needs (its SIGKILL follows within ~100-400 ms): end
+        every running turn as cut short by the client, write every session, kill every child."""
+        self._fail_running_turns(
+            None, "client_stopped", f"{why} while this turn ran; codex_reply continues it"
+        )
+        if self._persister is not None:
+            for session in self.sessions():
+                self._persister.write(session)
+        kill_all_now()
 
     def _end_running_turns(self) -> None:
         """Close the turns the drain left running: their children are about to stop."""

@@ -16,7 +16,8 @@ import pytest
 from mcp.shared.message import SessionMessage
 
 from codex_mcp.server import stdin as stdin_module
-from codex_mcp.server.stdin import CheckedLines, ThreadedStdin
+from codex_mcp.server.stdin import OversizedLine, ThreadedStdin
+from codex_mcp.server.transport import CheckedLines, encode
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +39,9 @@ def _write_all(fd: int, pieces: Sequence[bytes], pause_s: float) -> None:
             time.sleep(pause_s)
 
 
-async def _lines(pieces: Sequence[bytes], *, pause_s: float = 0.0, **kwargs: Any) -> list[str]:
+async def _lines(
+    pieces: Sequence[bytes], *, pause_s: float = 0.0, **kwargs: Any
+) -> list[str | OversizedLine]:
     """Every line a ThreadedStdin on a pipe yields when `pieces` are written to it, then EOF."""
     read_fd, write_fd = os.pipe()
     try:
@@ -53,11 +56,11 @@ async def _lines(pieces: Sequence[bytes], *, pause_s: float = 0.0, **kwargs: Any
         writer.join(_HANG_GUARD_S)
 
 
-async def test_a_16_mb_line_arrives_whole_without_stalling(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Small reads, as from a client writing in pieces: 4096 of them for this line. Re-scanning
-    # everything pending on each read (the old reader) copies ~32 GB here and trips the guard.
+async def test_a_15_mb_line_arrives_whole_without_stalling(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small reads, as from a client writing in pieces: ~3800 of them for this line. Re-scanning
+    # everything pending on each read (the old reader) copies ~30 GB here and trips the guard.
     monkeypatch.setattr(stdin_module, "_CHUNK_BYTES", 4096)
-    line = b'{"jsonrpc":"2.0","id":1,"method":"x","params":{"p":"' + b"a" * (16 << 20) + b'"}}'
+    line = b'{"jsonrpc":"2.0","id":1,"method":"x","params":{"p":"' + b"a" * (15 << 20) + b'"}}'
     with anyio.fail_after(_HANG_GUARD_S):
         lines = await _lines([line + b"\n", b"after\n"])
     assert len(lines) == 2
@@ -73,7 +76,13 @@ async def test_a_line_over_the_cap_is_dropped_and_logged_and_the_next_line_arriv
             [b"first\n", b"x" * 300_000, b"y" * 300_000 + b"\nnext\n", b"z" * 2000 + b"\n"],
             max_line_bytes=1024,
         )
-    assert lines == ["first", "next"]
+    # In their place, what they began with, for an answer carrying their ids.
+    assert lines == [
+        "first",
+        OversizedLine(600_000, 1024, "x" * 1024),
+        "next",
+        OversizedLine(2000, 1024, "z" * 1024),
+    ]
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 2
     assert "600000 bytes" in dropped[0]
@@ -139,17 +148,21 @@ class _Lines:
         return self._lines.pop(0)
 
 
-async def _check(lines: Sequence[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The lines CheckedLines passes on, and the answers it writes (as they reach the wire)."""
+def _parsed(lines: Sequence[str]) -> list[types.JSONRPCMessage]:
+    return [types.jsonrpc_message_adapter.validate_json(line, by_name=False) for line in lines]
+
+
+async def _check(lines: Sequence[str]) -> tuple[list[types.JSONRPCMessage], list[dict[str, Any]]]:
+    """The messages CheckedLines passes on, and the answers it writes (as they reach the wire)."""
     answers: list[dict[str, Any]] = []
 
     async def send(message: SessionMessage) -> None:
-        answers.append(json.loads(message.message.model_dump_json(by_alias=True, exclude_unset=True)))
+        answers.append(json.loads(encode(message.message)))
 
     checked = CheckedLines(_Lines(lines))
     checked.answer_through(send)
     with anyio.fail_after(_HANG_GUARD_S):
-        passed = [line async for line in checked]
+        passed = [message async for message in checked]
     return passed, answers
 
 
@@ -160,6 +173,7 @@ def _shape(answer: dict[str, Any]) -> tuple[object, object, int]:
     return answer["jsonrpc"], answer["id"], answer["error"]["code"]
 
 
+_PARSE = types.PARSE_ERROR
 _DEEP = '{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"x":' + "[" * 300 + "]" * 300 + "}}"
 
 
@@ -181,8 +195,21 @@ _DEEP = '{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"x":' + "[" * 3
         ('{"jsonrpc":"1.0","id":true,"method":"tools/list"}', None, types.INVALID_REQUEST),
         ('{"jsonrpc":"1.0","id":1.5,"method":"tools/list"}', None, types.INVALID_REQUEST),
         ('{"jsonrpc":"1.0","id":null,"method":"tools/list"}', None, types.INVALID_REQUEST),
-        ('{"jsonrpc":"2.0","id":12,"method":"tools/list"', None, types.PARSE_ERROR),
+        # Broken or nested past every parser's limit: the id is still read from the top level.
+        ('{"jsonrpc":"2.0","id":12,"method":"tools/list"', 12, types.PARSE_ERROR),
         ("[" * 100_000, None, types.PARSE_ERROR),
+        (
+            '{"jsonrpc":"2.0","id":"deep","method":"ping","params":{"x":' + "[" * 100_000,
+            "deep",
+            types.PARSE_ERROR,
+        ),
+        (
+            '{"jsonrpc":"2.0","method":"ping","params":' + "[" * 5000 + "]" * 5000 + ',"id":13}',
+            13,
+            types.PARSE_ERROR,
+        ),
+        # A lone surrogate escape in the id: the answer carries the same id (escaped on the wire).
+        ('{"jsonrpc":"2.0","id":"\\ud800","method":"ping"}', "\ud800", types.PARSE_ERROR),
     ],
 )
 async def test_a_request_the_sdk_cannot_parse_is_answered_and_not_passed_on(
@@ -190,7 +217,7 @@ async def test_a_request_the_sdk_cannot_parse_is_answered_and_not_passed_on(
 ) -> None:
     ok = '{"jsonrpc":"2.0","id":99,"method":"tools/list"}'
     passed, answers = await _check([line, ok])
-    assert passed == [ok]
+    assert passed == _parsed([ok])
     assert [_shape(a) for a in answers] == [("2.0", id_, code)]
 
 
@@ -209,9 +236,9 @@ async def test_bad_notifications_and_responses_and_blank_lines_get_no_answer(
     line: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     ok = '{"jsonrpc":"2.0","method":"notifications/initialized"}'
-    with caplog.at_level(logging.WARNING, "codex_mcp.server.stdin"):
+    with caplog.at_level(logging.WARNING, "codex_mcp.server.transport"):
         passed, answers = await _check([line, ok])
-    assert passed == [ok]
+    assert passed == _parsed([ok])
     assert answers == []
     if line.strip():
         assert any("ignored" in r.getMessage() for r in caplog.records)
@@ -225,7 +252,7 @@ async def test_valid_messages_pass_unchanged() -> None:
         '{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"no"}}',
         '{"jsonrpc":"2.0","id":3,"method":"tools/list"}\r',
     ]
-    assert await _check(lines) == (lines, [])
+    assert await _check(lines) == (_parsed(lines), [])
 
 
 async def test_an_answer_waits_until_there_is_somewhere_to_write_it() -> None:
@@ -236,7 +263,7 @@ async def test_an_answer_waits_until_there_is_somewhere_to_write_it() -> None:
 
     checked = CheckedLines(_Lines(["not json", '{"jsonrpc":"2.0","id":1,"method":"tools/list"}']))
     first = anyio.Event()
-    got: list[str] = []
+    got: list[types.JSONRPCMessage] = []
     with anyio.fail_after(_HANG_GUARD_S):
         async with anyio.create_task_group() as task_group:
 
@@ -250,7 +277,7 @@ async def test_an_answer_waits_until_there_is_somewhere_to_write_it() -> None:
             assert answers == []
             checked.answer_through(send)
             await first.wait()
-    assert got == ['{"jsonrpc":"2.0","id":1,"method":"tools/list"}']
+    assert got == _parsed(['{"jsonrpc":"2.0","id":1,"method":"tools/list"}'])
     assert len(answers) == 1
 
 
@@ -261,4 +288,5 @@ async def test_an_answer_the_transport_can_no_longer_take_is_dropped() -> None:
     checked = CheckedLines(_Lines(["not json", '{"jsonrpc":"2.0","id":1,"method":"tools/list"}']))
     checked.answer_through(closed)
     with anyio.fail_after(_HANG_GUARD_S):
-        assert [line async for line in checked] == ['{"jsonrpc":"2.0","id":1,"method":"tools/list"}']
+        passed = [message async for message in checked]
+    assert passed == _parsed(['{"jsonrpc":"2.0","id":1,"method":"tools/list"}'])
