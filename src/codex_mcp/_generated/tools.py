@@ -2,7 +2,7 @@
 # source: schemas/tools/codex.json sha256 0445b35051367a254639c3474c1142fa8f0dd9d0dd2791c80c760729cfa3afc8
 # source: schemas/tools/codex_check.json sha256 4042ec4ec2b64935ae258426809908fc8dc1a83e21cc1e807770b61a429668b7
 # source: schemas/tools/codex_reply.json sha256 b0af28092cd103ce76a6a46cbe5d7c5c50d1ead9c6693c286941939631c6e885
-# source: schemas/tools/codex_session.json sha256 2d9368cae044f2445c205649bbfb7576fba7fca729f22f5234e7f8fb26c0c93b
+# source: schemas/tools/codex_session.json sha256 7622e64eec052a21cf3bbd4d52614d97f683b57e638146b40d83b5b7673074c3
 # source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
 # generator: datamodel-code-generator 0.89.0; our MCP tools' inputs and outputs
 # pyright: reportIncompatibleVariableOverride=false
@@ -762,6 +762,18 @@ class SessionInfo(ToolModel):
     cwd: Annotated[str | None, Field(description="Only with includeSensitive.")] = None
     last_active_at: Annotated[AwareDatetime, Field(alias="lastActiveAt")]
     model: str | None = None
+    owner: Annotated[
+        str | None,
+        Field(
+            description="With ownership other-server: which server (pid, since when)."
+        ),
+    ] = None
+    ownership: Annotated[
+        Literal["this-server", "other-server", "none"] | None,
+        Field(
+            description="Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
+        ),
+    ] = None
     pending_request_count: Annotated[int, Field(alias="pendingRequestCount", ge=0)]
     profile: Annotated[str | None, Field(description="Only with includeSensitive.")] = (
         None

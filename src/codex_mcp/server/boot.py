@@ -43,6 +43,9 @@ def serve_stdio(env: dict[str, str]) -> int:
     wire = WireOut.claim()
     early = EarlyAnswers.load(wire)
     stdin = ThreadedStdin(sys.stdin.fileno(), early=early).start()
+    if startup.store is not None:
+        # Before any call is served: what dead servers of this directory left running must stop.
+        startup.store.reap_dead_servers()
     import anyio  # noqa: PLC0415 - after the stdin thread has started answering
 
     from codex_mcp.server.app import serve  # noqa: PLC0415 - the MCP SDK: the slow import

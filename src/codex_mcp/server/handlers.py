@@ -167,7 +167,7 @@ async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
 
 async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
     """Continue a session with a new turn."""
-    session = call.manager.get(args.session_id)
+    session = await call.manager.get(args.session_id)
     cwd = _existing_dir(args.cwd, "cwd") if args.cwd else None
     images = _image_files(args.images, cwd or session.settings.cwd, "images")
     turn = TurnRequest(
@@ -203,7 +203,7 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
     if action == "list":
         return {
             "action": action,
-            "sessions": [s.public_info(include_sensitive=False) for s in manager.sessions()],
+            "sessions": [s.public_info(include_sensitive=False) for s in manager.all_sessions()],
         }
     if action == "clean":
         statuses = [str(s) for s in args.statuses] if args.statuses else _DEFAULT_CLEAN_STATUSES
@@ -222,7 +222,7 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
         }
     session_id = _require_session_id(args)
     if action == "get":
-        session = manager.get(session_id)
+        session = await manager.lookup(session_id)
         return {
             "action": action,
             "session": session.public_info(include_sensitive=bool(args.include_sensitive)),
@@ -253,13 +253,14 @@ def _is_delta(event: Any) -> bool:
 async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
     """poll | respond_permission | respond_user_input, then a poll-shaped answer."""
     manager = call.manager
-    session = manager.get(args.session_id)
     warnings: list[str] = []
-    if args.action == "respond_permission":
+    if args.action == "poll":
+        session = await manager.lookup(args.session_id)
+    elif args.action == "respond_permission":
         assert args.request_id is not None  # the schema requires it for this action
         assert args.decision is not None
         amendment = args.network_policy_amendment
-        await manager.respond_permission(
+        session = await manager.respond_permission(
             args.session_id,
             args.request_id,
             decision=str(args.decision),
@@ -267,15 +268,17 @@ async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
             network_policy_amendment=amendment.model_dump(by_alias=True) if amendment else None,
             deny_message=args.deny_message,
         )
-    elif args.action == "respond_user_input":
+    else:  # respond_user_input
         assert args.request_id is not None  # the schema requires it for this action
         assert args.answers is not None
         answers = {key: value.model_dump(by_alias=True) for key, value in args.answers.items()}
-        await manager.respond_user_input(args.session_id, args.request_id, answers)
-    return await _poll(session, args, warnings)
+        session = await manager.respond_user_input(args.session_id, args.request_id, answers)
+    return await _poll(manager, session, args, warnings)
 
 
-async def _poll(session: Session, args: CodexCheckInput, warnings: list[str]) -> dict[str, Any]:
+async def _poll(
+    manager: SessionManager, session: Session, args: CodexCheckInput, warnings: list[str]
+) -> dict[str, Any]:
     options = args.poll_options
     include_events = options.include_events is not False if options else True
     include_actions = options.include_actions is not False if options else True
@@ -294,16 +297,16 @@ async def _poll(session: Session, args: CodexCheckInput, warnings: list[str]) ->
             warnings.append(
                 f"Provided cursor {args.cursor} is stale; used session cursor {session.last_cursor}."
             )
-    buffer = session.buffer
     start = session.last_cursor if cursor is None else cursor
     if (
         polling
         and wait_ms
         and session.status not in TERMINAL
         and not session.pending
-        and buffer.next_id <= start
+        and session.buffer.next_id <= start
     ):
-        await buffer.wait_for_change(buffer.version, wait_ms / 1000)
+        session = await manager.wait_for_news(session, wait_ms / 1000)
+    buffer = session.buffer
     output: dict[str, Any] = {"sessionId": session.session_id, **session.hints()}
     if final_only or max_events == 0:
         events: list[dict[str, Any]] = []

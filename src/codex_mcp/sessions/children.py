@@ -7,9 +7,11 @@ a thread started in a process that has since died must be resumed in its success
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -17,7 +19,15 @@ from anyio.abc import TaskGroup, TaskStatus
 from codex_mcp import __version__
 from codex_mcp.backends.app_server import AppServerConnection, open_app_server
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
+from codex_mcp.errors import CodexMcpError
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
+
+logger = logging.getLogger(__name__)
+
+# Codex app-servers starting at the same moment on one CODEX_HOME (two client windows) can fail to
+# open its state database; the same start a moment later works.
+_BUSY_STATE_DB: Final = "failed to initialize sqlite state runtime"
+_BUSY_START_ATTEMPTS: Final = 4
 
 
 class ChildEvents(Protocol):
@@ -68,13 +78,28 @@ class ChildPool:
         self._spawn_locks: dict[str, anyio.Lock] = {}
 
     async def connection(self, key: str) -> AppServerConnection:
-        """The live child of `key`, started now if there is none."""
+        """The live child of `key`, started now if there is none.
+
+        Raises:
+            CodexMcpError: APP_SERVER_START_FAILED, once a start Codex itself calls busy has been
+                retried.
+        """
         async with self._spawn_locks.setdefault(key, anyio.Lock()):
             child = self._children.get(key)
             if child is not None and not child.connection.closed:
                 return child.connection
-            connection: AppServerConnection = await self._tg.start(self._run, key)
-            return connection
+            for attempt in range(1, _BUSY_START_ATTEMPTS + 1):
+                try:
+                    connection: AppServerConnection = await self._tg.start(self._run, key)
+                except CodexMcpError as exc:
+                    if _BUSY_STATE_DB not in exc.message or attempt == _BUSY_START_ATTEMPTS:
+                        raise
+                    # Another Codex (another window's server) is initialising the same CODEX_HOME.
+                    logger.info("codex app-server found its state database busy; starting it again")
+                    await anyio.sleep(random.uniform(0.2, 0.6) * attempt)
+                    continue
+                return connection
+            raise AssertionError("unreachable")
 
     def live(self, key: str) -> AppServerConnection | None:
         """The child of `key` if one runs; never starts one."""

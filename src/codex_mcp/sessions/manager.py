@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import anyio
+import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from codex_mcp.backends.app_server import (
@@ -34,6 +35,7 @@ from codex_mcp.backends.process import kill_all_now
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
+from codex_mcp.sessions.disk_views import DiskViews
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
@@ -113,6 +115,13 @@ class SessionManager:
         self._by_thread: dict[str, Session] = {}
         self._children = ChildPool(task_group, str(codex.path), self, env=self._child_env, ledger=store)
         self._requests = CodexRequests(task_group)
+        self._views = (
+            None
+            if self._persister is None
+            else DiskViews(self._persister, filter_noise=settings.filter_noise)
+        )
+        # One adoption at a time: two calls for the same orphan must not load it twice.
+        self._disk_lock = anyio.Lock()
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -127,15 +136,14 @@ class SessionManager:
     ) -> AsyncGenerator[SessionManager]:
         """A manager whose children and tasks all end when the context exits.
 
-        With `store`, the sessions it holds come back first, every change is written to it, and
-        every child is recorded in it.
+        With `store`, every change is written to it, every child is recorded in it, and the
+        sessions it holds come back when a call needs them (`lookup`).
         """
         manager: SessionManager | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 manager = cls(task_group, codex, settings, mode, store)
                 if manager._persister is not None:
-                    manager._recover(manager._persister)
                     task_group.start_soon(manager._persister.run, manager.sessions)
                 task_group.start_soon(manager._watchdog)
                 try:
@@ -150,13 +158,6 @@ class SessionManager:
             if manager is not None and manager._persister is not None:
                 for session in manager.sessions():
                     manager._persister.write(session)
-
-    def _recover(self, persister: SessionPersister) -> None:
-        backend = "exec" if self._exec is not None else "app-server"
-        key = "exec" if self._exec is not None else self._spawn_key()
-        for session in persister.recover(connection_key=key, filter_noise=self._settings.filter_noise):
-            session.backend = backend
-            self._register(session)
 
     def stop_now(self, why: str) -> None:
         """Stop at once, as a client stopping us needs (its SIGKILL follows within ~100-400 ms): end
@@ -201,6 +202,10 @@ class SessionManager:
         logger.warning("shutting down with turns still running after %.1fs", timeout_s)
 
     # --- children ----------------------------------------------------------------
+
+    def _session_key(self) -> str:
+        """The connection key sessions of this server run on."""
+        return "exec" if self._exec is not None else self._spawn_key()
 
     def _spawn_key(self) -> str:
         return str(self._codex.path)
@@ -286,10 +291,13 @@ class SessionManager:
                 pinned=True,
             )
 
-    def _register(self, session: Session) -> None:
+    def _register(self, session: Session, *, new: bool = True) -> None:
+        """Keep `session` (and own it on disk: a `new` one is claimed, an adopted one is ours)."""
         self._sessions[session.session_id] = session
         self._by_thread[session.thread_id] = session
         if self._persister is not None:
+            if new:
+                self._persister.store.claim_new(session.session_id)
             self._persister.attach(session)
 
     def _forget(self, session: Session) -> None:
@@ -298,6 +306,7 @@ class SessionManager:
         if self._by_thread.get(session.thread_id) is session:
             del self._by_thread[session.thread_id]
         if self._persister is not None:
+            session.forgotten = True
             self._persister.write(session)
             self._persister.forget(session.session_id)
 
@@ -334,16 +343,91 @@ class SessionManager:
 
     # --- queries -----------------------------------------------------------------
 
-    def get(self, session_id: str) -> Session:
-        """The session, or SESSION_NOT_FOUND."""
+    async def lookup(self, session_id: str) -> Session:
+        """The session wherever it is: ours (adopted first if its server died) or, when another live
+        server owns it, a read-only view of it (`read_only`); SESSION_NOT_FOUND otherwise."""
         session = self._sessions.get(session_id)
-        if session is None:
-            raise CodexMcpError("SESSION_NOT_FOUND", f"no session {session_id!r}", field="sessionId")
+        if session is not None:
+            return session
+        if self._persister is None:
+            raise _not_found(session_id)
+        store = self._persister.store
+        async with self._disk_lock:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                return session
+            if not store.has_session(session_id):
+                raise _not_found(session_id)
+            # Adopting may first stop what a dead owner left running: seconds, so off the loop.
+            before = await anyio.to_thread.run_sync(store.adopt, session_id)
+            if before.kind == "other-server":
+                assert self._views is not None  # there are views wherever there is a state directory
+                view = self._views.view(session_id, before.describe())
+                if view is None:
+                    raise _not_found(session_id)
+                return view
+            session = self._persister.load(
+                session_id,
+                connection_key=self._session_key(),
+                filter_noise=self._settings.filter_noise,
+                view=False,
+            )
+            if session is None:
+                raise _not_found(session_id)
+            if before.kind == "none":
+                logger.info("adopted session %s (its server has exited)", session_id)
+            session.backend = "exec" if self._exec is not None else "app-server"
+            if self._views is not None:
+                self._views.drop(session_id)
+            self._register(session, new=False)
+            return session
+
+    async def get(self, session_id: str) -> Session:
+        """The session, to change: ours (adopted if need be), or an error naming who owns it."""
+        session = await self.lookup(session_id)
+        if session.read_only:
+            raise CodexMcpError(
+                "SESSION_OWNED_ELSEWHERE",
+                f"session {session_id} is driven by {session.owner}: change it from the client whose "
+                "codex-mcp runs it (polling it works from here); once that server exits, the next "
+                "call here adopts the session",
+                field="sessionId",
+            )
         return session
 
+    async def wait_for_news(self, session: Session, timeout_s: float) -> Session:
+        """Wait until the session has news (or `timeout_s` passes); the session as it is then."""
+        if not session.read_only:
+            await session.buffer.wait_for_change(session.buffer.version, timeout_s)
+            return session
+        assert self._views is not None  # only a state directory holds other servers' sessions
+        await self._views.wait_for_change(session.session_id, timeout_s)
+        return await self.lookup(session.session_id)
+
     def sessions(self) -> list[Session]:
-        """Every session, oldest first."""
+        """Every session this server drives, oldest first."""
         return list(self._sessions.values())
+
+    def all_sessions(self) -> list[Session]:
+        """Every session of the state directory: ours, then the others as their files show them
+        (a session whose server died shows its cut turn ended, as adopting it will end it)."""
+        found = self.sessions()
+        if self._persister is None:
+            return found
+        store = self._persister.store
+        for session_id in store.session_ids():
+            if session_id in self._sessions:
+                continue
+            owner = store.owner(session_id)
+            if owner.kind == "this-server":
+                continue  # forgotten by this server, or not yet loaded: `lookup` decides
+            session = self._persister.load(
+                session_id, connection_key="", filter_noise=False, view=owner.kind != "none", events=False
+            )
+            if session is not None:
+                session.ownership, session.owner = owner.kind, owner.describe()
+                found.append(session)
+        return found
 
     # --- commands ----------------------------------------------------------------
 
@@ -423,7 +507,7 @@ class SessionManager:
 
     async def reply(self, session_id: str, turn: TurnRequest, warnings: list[str]) -> Session:
         """Start the next turn of an idle or errored session."""
-        session = self.get(session_id)
+        session = await self.get(session_id)
         if session.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled; start a new one")
         if session.status not in ("idle", "error"):
@@ -516,7 +600,7 @@ class SessionManager:
 
     async def cancel(self, session_id: str, reason: str = "cancelled by the caller") -> Session:
         """End a session for good: interrupt its turn, decline what it waits on."""
-        session = self.get(session_id)
+        session = await self.get(session_id)
         if session.status == "cancelled":
             return session
         await self._requests.decline_all(self._connection_of(session), session)
@@ -537,7 +621,7 @@ class SessionManager:
 
     async def interrupt(self, session_id: str) -> Session:
         """Interrupt the running turn; the session goes idle when Codex confirms."""
-        session = self.get(session_id)
+        session = await self.get(session_id)
         if session.status not in ("running", "waiting_approval"):
             raise CodexMcpError(
                 "SESSION_NOT_RUNNING", f"session {session_id} is {session.status}, not running"
@@ -557,7 +641,7 @@ class SessionManager:
 
     async def fork(self, session_id: str) -> Session:
         """A new idle session on a fork of this session's thread, in the same Codex process."""
-        source = self.get(session_id)
+        source = await self.get(session_id)
         self._not_in_exec("fork")
         if source.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
@@ -581,7 +665,7 @@ class SessionManager:
 
     async def clean_background_terminals(self, session_id: str) -> Session:
         """Stop the background terminals of the session's thread."""
-        session = self.get(session_id)
+        session = await self.get(session_id)
         self._not_in_exec("clean_background_terminals")
         if session.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
@@ -612,7 +696,9 @@ class SessionManager:
         ]
         persister = self._persister if include_disk else None
         if persister is not None:
-            matched += disk_only_matches(persister.store, set(self._sessions), statuses, older_than_ms)
+            on_disk = disk_only_matches(persister.store, set(self._sessions), statuses, older_than_ms)
+            # Another live server's sessions are its own to clean.
+            matched += [i for i in on_disk if persister.store.owner(i).kind != "other-server"]
         disk_removed = 0
         if not dry_run:
             for session_id in matched:
@@ -634,7 +720,7 @@ class SessionManager:
         deny_message: str | None,
     ) -> Session:
         """Answer an approval request."""
-        session = self.get(session_id)
+        session = await self.get(session_id)
         await self._requests.respond_permission(
             self._connection_of(session),
             session,
@@ -648,7 +734,7 @@ class SessionManager:
 
     async def respond_user_input(self, session_id: str, request_id: str, answers: dict[str, Any]) -> Session:
         """Answer a user-input request."""
-        session = self.get(session_id)
+        session = await self.get(session_id)
         await self._requests.respond_user_input(self._connection_of(session), session, request_id, answers)
         return session
 
@@ -676,6 +762,10 @@ class SessionManager:
                 last_beat = now
             version = session.buffer.version
             await session.buffer.wait_for_change(version, min(remaining, heartbeat_s - (now - last_beat)))
+
+
+def _not_found(session_id: str) -> CodexMcpError:
+    return CodexMcpError("SESSION_NOT_FOUND", f"no session {session_id!r}", field="sessionId")
 
 
 def _field(response: object, *names: str) -> object:

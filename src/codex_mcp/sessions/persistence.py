@@ -1,9 +1,13 @@
-"""Sessions to and from the state directory: what is written when, and how a restart brings them back.
+"""Sessions to and from the state directory: what is written when, and how they come back.
 
 Events go to disk as the buffer records them (`EventJournal`); the rest of a session (status,
-settings, cursor, tokens, result) changes often and matters less to the millisecond, so it is
-written when it has changed, checked a few times a second, and at once when a session is created
-and at shutdown.
+settings, cursor, tokens, pending requests, result) changes often and matters less to the
+millisecond, so it is written when it has changed, checked a few times a second, and at once when
+a session is created and at shutdown.
+
+A session comes back in two ways: adopted by a server (after a restart, or when its owner died), its
+cut turn ended as `server_restart`; or as a read-only view of a session another live server owns,
+exactly as that server last wrote it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import anyio
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.sessions.buffer import EventBuffer
 from codex_mcp.sessions.ingest import finish_turn
-from codex_mcp.sessions.session import TERMINAL, Session, SessionStatus, ThreadSettings, TokenTotals
+from codex_mcp.sessions.session import (
+    TERMINAL,
+    PendingRequest,
+    Session,
+    SessionStatus,
+    ThreadSettings,
+    TokenTotals,
+)
 from codex_mcp.state.store import StateStore, StoredSession
 
 logger = logging.getLogger(__name__)
@@ -52,14 +63,19 @@ def session_meta(session: Session) -> dict[str, Any]:
         "nextEventId": session.buffer.next_id,
         "tokens": asdict(session.tokens),
         "settings": asdict(session.settings),
+        "pending": [request.to_json() for request in session.pending.values()],
+        "forgotten": session.forgotten,
     }
 
 
-def restore_session(stored: StoredSession, *, connection_key: str, filter_noise: bool) -> Session:
+def restore_session(
+    stored: StoredSession, *, connection_key: str, filter_noise: bool, view: bool = False
+) -> Session:
     """The session `stored` describes, as it was, except that no turn can still be running.
 
     A turn that was running when the previous server died ends with status `error`, reason
-    `server_restart`; the session can be replied to like any errored one.
+    `server_restart`; the session can be replied to like any errored one. With `view`, the session
+    is shown exactly as its (live) owner wrote it, pending requests included.
 
     Raises:
         ValueError: the metadata lacks what a session needs.
@@ -110,6 +126,10 @@ def restore_session(stored: StoredSession, *, connection_key: str, filter_noise:
         counts = {k: v for k, v in saved.items() if k in _TOKEN_NAMES and type(v) is int}
         session.tokens = TokenTotals(**counts, seen=saved.get("seen") is True)
     session.result = stored.result
+    session.forgotten = meta.get("forgotten") is True
+    if view:
+        session.pending = _pending_requests(meta.get("pending"))
+        return session
     session.turn_finished.set()
     if session.status in ("running", "waiting_approval"):
         session.status = "running"
@@ -126,6 +146,15 @@ def restore_session(stored: StoredSession, *, connection_key: str, filter_noise:
             ),
         )
     return session
+
+
+def _pending_requests(value: object) -> dict[str, PendingRequest]:
+    requests: dict[str, PendingRequest] = {}
+    for entry in cast(list[object], value) if isinstance(value, list) else []:
+        request = PendingRequest.from_json(entry)
+        if request is not None:
+            requests[request.request_id] = request
+    return requests
 
 
 def disk_only_matches(
@@ -190,22 +219,22 @@ class SessionPersister:
             journal.compact()
         self.write(session)
 
-    def recover(self, *, connection_key: str, filter_noise: bool) -> list[Session]:
-        """Every session the directory holds that can be read (each to be attached by the caller)."""
-        sessions: list[Session] = []
-        for session_id in self._store.session_ids():
-            stored = self._store.load(session_id)
-            if stored is None:
-                continue
-            try:
-                session = restore_session(stored, connection_key=connection_key, filter_noise=filter_noise)
-            except ValueError as exc:
-                logger.warning("skipping session %s: %s", session_id, exc)
-                continue
-            sessions.append(session)
-        if sessions:
-            logger.info("recovered %d session(s) from %s", len(sessions), self._store.root)
-        return sessions
+    def load(
+        self, session_id: str, *, connection_key: str, filter_noise: bool, view: bool, events: bool = True
+    ) -> Session | None:
+        """The session on disk (see `restore_session`), without its events unless `events`; None
+        when it is missing, unreadable or forgotten."""
+        stored = self._store.load(session_id, events=events)
+        if stored is None:
+            return None
+        try:
+            session = restore_session(
+                stored, connection_key=connection_key, filter_noise=filter_noise, view=view
+            )
+        except ValueError as exc:
+            logger.warning("skipping session %s: %s", session_id, exc)
+            return None
+        return None if session.forgotten else session
 
     def write(self, session: Session) -> None:
         """Write what changed in `session` since it was last written."""

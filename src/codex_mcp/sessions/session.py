@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import anyio
 
@@ -14,6 +14,7 @@ from codex_mcp.sessions.events import now_iso
 
 SessionStatus = Literal["running", "waiting_approval", "idle", "error", "cancelled"]
 ActionType = Literal["approval", "user_input"]
+Ownership = Literal["this-server", "other-server", "none"]
 
 TERMINAL: Final[frozenset[SessionStatus]] = frozenset({"idle", "error", "cancelled"})
 # Poll hints (ms): a running turn rarely needs attention sooner; a pending approval does.
@@ -54,6 +55,51 @@ class PendingRequest:
     expires_at: str
     available_decisions: list[str] | None
     timeout_scope: anyio.CancelScope | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What the state directory keeps of it (other servers show it from there)."""
+        return {
+            "requestId": self.request_id,
+            "codexId": self.codex_id,
+            "method": self.method,
+            "actionType": self.action_type,
+            "kind": self.kind,
+            "params": self.params,
+            "createdAt": self.created_at,
+            "expiresAt": self.expires_at,
+            "availableDecisions": self.available_decisions,
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> PendingRequest | None:
+        """The request `to_json` wrote, or None when `value` is not one."""
+        if not isinstance(value, dict):
+            return None
+        entry = cast(dict[str, Any], value)
+        texts = [entry.get(k) for k in ("requestId", "method", "kind", "createdAt", "expiresAt")]
+        action_type, codex_id, params = entry.get("actionType"), entry.get("codexId"), entry.get("params")
+        decisions = entry.get("availableDecisions")
+        if (
+            not all(isinstance(text, str) for text in texts)
+            or action_type not in ("approval", "user_input")
+            or not isinstance(codex_id, str | int)
+            or not isinstance(params, dict)
+        ):
+            return None
+        request_id, method, kind, created, expires = cast(list[str], texts)
+        return cls(
+            request_id=request_id,
+            codex_id=codex_id,
+            method=method,
+            action_type=action_type,
+            kind=kind,
+            params=cast(dict[str, Any], params),
+            created_at=created,
+            expires_at=expires,
+            available_decisions=[str(d) for d in cast(list[object], decisions)]
+            if isinstance(decisions, list)
+            else None,
+        )
 
     def to_action(self) -> dict[str, Any]:
         """The entry `actions[]` shows for it."""
@@ -127,6 +173,18 @@ class Session:
     cancelled_reason: str | None = None
     turn_finished: anyio.Event = field(default_factory=anyio.Event)
     ttl_warned: bool = False
+    # Dropped from memory by its lifetime: it stays on disk, for `clean`, but is not found again.
+    forgotten: bool = False
+    # Who drives it: this server; another live one (a read-only view, `owner` says who); or none
+    # (its server died, and the first server that needs it adopts it).
+    ownership: Ownership = "this-server"
+    owner: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """A view of a session this server does not own: nothing may change it from here."""
+        return self.ownership != "this-server"
+
     # Turns already given a result, so a late `turn/completed` for one of them changes nothing.
     ended_turn_ids: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
@@ -225,7 +283,10 @@ class Session:
             "backend": self.backend,
             "pendingRequestCount": len(self.pending),
             "canResume": not self.settings.ephemeral,
+            "ownership": self.ownership,
         }
+        if self.owner is not None and self.ownership == "other-server":
+            info["owner"] = self.owner
         if self.settings.model is not None:
             info["model"] = self.settings.model
         if self.cancelled_at is not None:

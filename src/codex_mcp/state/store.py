@@ -1,12 +1,16 @@
-"""The state directory of one server: session files, the lock, and the ledger of children.
+"""A state directory as one of its servers sees it: session files, ownership, the servers' registry.
 
-Layout (directory 0700, files 0600)::
+Any number of servers may use one directory at once. Layout (directory 0700, files 0600)::
 
-    lock                          who holds the directory (see lock.py)
-    children.json                 {"runId", "children": {pid: start time}} of the holder
+    servers/<runId>.lock              held by that server while it lives (see servers.py)
+    servers/<runId>.json              who it is, and the children it spawned
+    claims.lock                       held while a server adopts a session (see ownership.py)
+    sessions/<sessionId>/owner        the run id of the server that owns it
     sessions/<sessionId>/meta.json    the session (replaced atomically)
     sessions/<sessionId>/result.json  its last turn's result (replaced atomically)
     sessions/<sessionId>/events.jsonl its event log (appended, see journal.py)
+
+Only a session's owner writes its files; every server may read them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from codex_mcp.backends import proc_tree
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.sessions.events import Event
 from codex_mcp.state import reaper
@@ -32,14 +35,14 @@ from codex_mcp.state.files import (
     write_json_atomic,
 )
 from codex_mcp.state.journal import EventJournal, read_events
-from codex_mcp.state.lock import StateLock
+from codex_mcp.state.ownership import Owner, Ownership
+from codex_mcp.state.servers import ServerRegistry
 
 logger = logging.getLogger(__name__)
 
 _META: Final = "meta.json"
 _RESULT: Final = "result.json"
 _EVENTS: Final = "events.jsonl"
-_CHILDREN: Final = "children.json"
 # Event logs kept open at once; the least recently written is closed beyond this.
 _OPEN_LOGS: Final = 64
 
@@ -55,91 +58,98 @@ class StoredSession:
 
 
 class StateStore:
-    """Owns one locked state directory for the life of a server."""
+    """Owns this server's place in one state directory for the life of a server."""
 
-    def __init__(self, root: Path, lock: StateLock) -> None:
+    def __init__(self, root: Path, registry: ServerRegistry) -> None:
         self.root = root
-        self._lock = lock
+        self._registry = registry
         self._sessions = private_dir(root / "sessions")
+        self._ownership = Ownership(root, self._sessions, registry)
         self._open_logs: OrderedDict[str, int] = OrderedDict()
-        self._children: dict[int, int | None] = {}
 
     @classmethod
     def open(cls, root: Path) -> StateStore:
-        """Create and lock `root`, then stop what a dead previous server left running.
+        """Create `root` if needed and register this server in it (others may be there too).
 
         Raises:
             CodexMcpError: INVALID_ARGUMENT naming CODEX_MCP_STATE_DIR when the directory cannot
-                be created or another live server holds it.
+                be created, or a server of an older codex-mcp (one per directory) holds it.
         """
         try:
             private_dir(root)
-            lock = StateLock.acquire(root)
+            registry = ServerRegistry.register(root)
         except OSError as exc:
             raise CodexMcpError(
                 "INVALID_ARGUMENT", f"CODEX_MCP_STATE_DIR={root}: cannot use it ({exc.strerror})"
             ) from None
-        store = cls(root, lock)
-        store._reap_previous()
-        store._write_children()
-        return store
+        return cls(root, registry)
 
     @property
     def run_id(self) -> str:
         """This server run's id (children carry it in their environment)."""
-        return self._lock.holder.run_id
+        return self._registry.run_id
+
+    @property
+    def registry(self) -> ServerRegistry:
+        """The servers of the directory."""
+        return self._registry
 
     def child_environment(self) -> dict[str, str]:
         """Our environment plus the run tag: what children are started with."""
         return {**os.environ, reaper.RUN_VARIABLE: self.run_id}
 
     def close(self) -> None:
-        """Close every log and release the lock (idempotent)."""
+        """Close every log and deregister (idempotent): our sessions become orphans to adopt."""
         for fd in self._open_logs.values():
             os.close(fd)
         self._open_logs.clear()
-        self._lock.release()
+        self._registry.close()
 
-    # --- children -------------------------------------------------------------------------------
+    # --- children (a `SpawnLedger`) -------------------------------------------------------------
 
     def started(self, pid: int, start_time: int | None) -> None:
-        """Record a child we spawned (a `SpawnLedger`)."""
-        self._children[pid] = start_time
-        self._write_children()
+        """Record a child we spawned."""
+        self._registry.started(pid, start_time)
 
     def ended(self, pid: int) -> None:
         """Forget a child that has exited."""
-        if self._children.pop(pid, None) is not None:
-            self._write_children()
+        self._registry.ended(pid)
 
-    def _write_children(self) -> None:
-        children = {str(pid): start for pid, start in self._children.items()}
-        try:
-            write_json_atomic(self.root / _CHILDREN, {"runId": self.run_id, "children": children})
-        except OSError:
-            logger.exception("could not record children in %s", self.root)
+    def reap_dead_servers(self) -> list[int]:
+        """Stop what dead servers of the directory left running; the pids signalled."""
+        return self._registry.reap_dead()
 
-    def _reap_previous(self) -> None:
-        previous = self._lock.previous
-        if previous is None:
-            return
-        recorded: proc_tree.ProcessSnapshot = {}
-        try:
-            ledger = read_json_object(self.root / _CHILDREN) or {}
-        except (OSError, ValueError):
-            logger.warning("unreadable %s; looking for the previous run's processes by tag only", _CHILDREN)
-            ledger = {}
-        children = ledger.get("children")
-        if ledger.get("runId") == previous.run_id and isinstance(children, dict):
-            for pid, start in children.items():  # pyright: ignore[reportUnknownVariableType]
-                if str(pid).isdigit() and isinstance(start, int):  # pyright: ignore[reportUnknownArgumentType]
-                    recorded[int(str(pid))] = start  # pyright: ignore[reportUnknownArgumentType]
-        reaper.reap(previous.run_id, recorded)
+    # --- ownership ------------------------------------------------------------------------------
+
+    def owner(self, session_id: str) -> Owner:
+        """Who owns the session now."""
+        return self._ownership.owner(check_session_id(session_id))
+
+    def claim_new(self, session_id: str) -> None:
+        """Own a session this server has just created."""
+        private_dir(self._dir(session_id))
+        self._ownership.claim_new(session_id)
+
+    def adopt(self, session_id: str) -> Owner:
+        """Own the session unless another live server does; its owner before the call. The
+        processes a dead previous owner left are stopped first."""
+        before = self._ownership.adopt(check_session_id(session_id))
+        if before.kind == "none" and before.run_id is not None:
+            self._registry.reap_dead()
+        return before
 
     # --- sessions -------------------------------------------------------------------------------
 
     def _dir(self, session_id: str) -> Path:
         return self._sessions / check_session_id(session_id)
+
+    def session_dir(self, session_id: str) -> Path:
+        """Where the session's files are (it may not exist)."""
+        return self._dir(session_id)
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether the directory holds the session."""
+        return self._dir(session_id).is_dir()
 
     def write_meta(self, session_id: str, meta: dict[str, Any]) -> None:
         """Replace the session's metadata."""
@@ -196,8 +206,9 @@ class StateStore:
         except (OSError, ValueError):
             return None
 
-    def load(self, session_id: str) -> StoredSession | None:
-        """Everything on disk for the session; None (with a warning) if its metadata is unusable.
+    def load(self, session_id: str, *, events: bool = True) -> StoredSession | None:
+        """Everything on disk for the session (its events only if `events`); None (with a
+        warning) if its metadata is unusable.
 
         An unreadable result is dropped and unreadable event-log lines are skipped, each with a
         warning: the rest of the session still loads.
@@ -216,14 +227,16 @@ class StateStore:
         except (OSError, ValueError) as exc:
             logger.warning("session %s: dropping unreadable %s (%s)", session_id, _RESULT, exc)
             result = None
+        if not events:
+            return StoredSession(session_id, meta, result, [])
         try:
-            events, bad_lines = read_events(directory / _EVENTS)
+            stored_events, bad_lines = read_events(directory / _EVENTS)
         except OSError as exc:
             logger.warning("session %s: unreadable %s (%s)", session_id, _EVENTS, exc)
-            events, bad_lines = [], 0
+            stored_events, bad_lines = [], 0
         if bad_lines:
             logger.warning("session %s: skipped %d unreadable line(s) of %s", session_id, bad_lines, _EVENTS)
-        return StoredSession(session_id, meta, result, events)
+        return StoredSession(session_id, meta, result, stored_events)
 
     def remove(self, session_id: str) -> bool:
         """Delete the session's files; True if there were any."""

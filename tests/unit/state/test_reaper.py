@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from codex_mcp.backends import proc_tree
-from codex_mcp.state.lock import LOCK_NAME
 from codex_mcp.state.reaper import RUN_VARIABLE, reap
 from codex_mcp.state.store import StateStore
 
@@ -77,20 +76,32 @@ def test_a_recorded_pid_with_another_start_time_is_someone_elses(
     assert _alive(stranger)
 
 
-def test_opening_a_state_dir_reaps_the_previous_runs_children(
+def test_a_dead_servers_children_are_reaped_and_a_live_servers_are_not(
     spawned: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     leftover = _start(spawned, ["sleep", "30"])
     bystander = _start(spawned, ["sleep", "30"])
     root = tmp_path / "state"
-    root.mkdir()
-    (root / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 3, "runId": "run-dead", "startedAt": 1.0}))
-    children = {str(leftover): proc_tree.start_time(leftover)}
-    (root / "children.json").write_text(json.dumps({"runId": "run-dead", "children": children}))
-    store = StateStore.open(root)
+    servers = root / "servers"
+    servers.mkdir(parents=True)
+    dead = {
+        "runId": "rundead",
+        "pid": 2**22 + 3,
+        "startTime": 1,
+        "startedAt": 1.0,
+        "children": {str(leftover): proc_tree.start_time(leftover)},
+    }
+    (servers / "rundead.json").write_text(json.dumps(dead))
+    (servers / "rundead.lock").write_text("")  # nobody holds it: its server is gone
+    live = StateStore.open(root)
+    live.started(bystander, proc_tree.start_time(bystander))
+    reaper_store = StateStore.open(root)
     try:
+        reaper_store.reap_dead_servers()
         assert not _alive(leftover)
         assert _alive(bystander)
-        assert json.loads((root / "children.json").read_text()) == {"runId": store.run_id, "children": {}}
+        assert not (servers / "rundead.json").exists()
+        assert (servers / f"{live.run_id}.json").exists()
     finally:
-        store.close()
+        reaper_store.close()
+        live.close()

@@ -1,7 +1,9 @@
-"""The state directory: lock, safe names, private files, event logs that survive damage."""
+"""The state directory: servers that share it, owners, safe names, private files, event logs that
+survive damage."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -15,7 +17,6 @@ from codex_mcp.sessions.buffer import EventBuffer
 from codex_mcp.state import journal as journal_module
 from codex_mcp.state.files import check_session_id
 from codex_mcp.state.journal import read_events
-from codex_mcp.state.lock import LOCK_NAME, StateLock
 from codex_mcp.state.store import StateStore
 
 
@@ -45,27 +46,67 @@ def test_the_store_refuses_a_bad_id_before_touching_the_disk(store: StateStore, 
     assert not (tmp_path / "escaped").exists()
 
 
-def test_a_second_lock_on_a_held_directory_names_the_holder(store: StateStore, tmp_path: Path) -> None:
-    with pytest.raises(CodexMcpError) as caught:
-        StateLock.acquire(tmp_path / "state")
-    message = caught.value.message
-    assert "CODEX_MCP_STATE_DIR=" in message
-    assert f"pid {os.getpid()}" in message
+def test_several_servers_share_one_directory_and_each_sees_the_others(tmp_path: Path) -> None:
+    stores = [StateStore.open(tmp_path / "state") for _ in range(4)]
+    try:
+        run_ids = {store.run_id for store in stores}
+        assert len(run_ids) == 4
+        for store in stores:
+            assert {info.run_id for info in store.registry.live_servers()} == run_ids
+    finally:
+        for store in stores:
+            store.close()
+    # A closed server has deregistered: nothing of it is left to reap.
+    assert list((tmp_path / "state" / "servers").iterdir()) == []
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+def test_a_session_has_one_owner_and_a_dead_owners_session_is_adopted_once(tmp_path: Path) -> None:
+    first, second = StateStore.open(tmp_path / "state"), StateStore.open(tmp_path / "state")
+    try:
+        first.claim_new("sess_a")
+        assert first.owner("sess_a").kind == "this-server"
+        other = second.owner("sess_a")
+        assert other.kind == "other-server"
+        assert f"pid {os.getpid()}" in other.describe()
+        # A live owner keeps it.
+        assert second.adopt("sess_a").kind == "other-server"
+        assert first.owner("sess_a").kind == "this-server"
+        first.close()
+        assert second.owner("sess_a").kind == "none"
+        assert second.adopt("sess_a").kind == "none"
+        assert second.owner("sess_a").kind == "this-server"
+        # The second call finds it owned: a race of two adopters has one winner.
+        assert second.adopt("sess_a").kind == "this-server"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_directory_of_the_one_server_layout_is_taken_over_when_its_server_is_dead(tmp_path: Path) -> None:
     root = tmp_path / "state"
     root.mkdir()
-    dead = {"pid": 2**22 + 17, "startTime": 5, "runId": "deadbeef", "startedAt": 1.0}
-    (root / LOCK_NAME).write_text(json.dumps(dead))
-    lock = StateLock.acquire(root)
+    dead = {"pid": 2**22 + 3, "startTime": 1, "runId": "deadbeef", "startedAt": 1.0}
+    (root / "lock").write_text(json.dumps(dead))
+    (root / "children.json").write_text(json.dumps({"runId": "deadbeef", "children": {}}))
+    store = StateStore.open(root)
+    store.close()
+    assert not (root / "lock").exists()
+    assert not (root / "children.json").exists()
+
+
+def test_a_live_server_of_the_one_server_layout_is_named_and_refused(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    root.mkdir()
+    (root / "lock").write_text(json.dumps({"pid": os.getpid(), "runId": "old"}))
+    fd = os.open(root / "lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        assert lock.previous is not None
-        assert lock.previous.run_id == "deadbeef"
-        assert json.loads((root / LOCK_NAME).read_text())["pid"] == os.getpid()
+        with pytest.raises(CodexMcpError) as caught:
+            StateStore.open(root)
     finally:
-        lock.release()
-    StateLock.acquire(root).release()
+        os.close(fd)
+    assert "CODEX_MCP_STATE_DIR" in caught.value.message
+    assert f"older codex-mcp (pid {os.getpid()})" in caught.value.message
 
 
 def test_files_and_directories_are_private(store: StateStore, tmp_path: Path) -> None:
@@ -155,11 +196,14 @@ def test_remove_deletes_a_sessions_files(store: StateStore, tmp_path: Path) -> N
 def test_children_are_recorded_with_their_start_time_and_forgotten_on_exit(
     store: StateStore, tmp_path: Path
 ) -> None:
+    entry = tmp_path / "state" / "servers" / f"{store.run_id}.json"
     store.started(4242, 99)
-    ledger = json.loads((tmp_path / "state" / "children.json").read_text())
-    assert ledger == {"runId": store.run_id, "children": {"4242": 99}}
+    ledger = json.loads(entry.read_text())
+    assert ledger["runId"] == store.run_id
+    assert ledger["pid"] == os.getpid()
+    assert ledger["children"] == {"4242": 99}
     store.ended(4242)
-    assert json.loads((tmp_path / "state" / "children.json").read_text())["children"] == {}
+    assert json.loads(entry.read_text())["children"] == {}
 
 
 def test_an_unusable_state_dir_is_an_error_naming_the_variable(tmp_path: Path) -> None:
