@@ -40,9 +40,12 @@ _FALLBACK_MARKERS: Final = (
 )
 
 
-def server_entry(server_env: Mapping[str, str], python: str = sys.executable) -> dict[str, object]:
-    """The ``mcpServers`` entry that runs our server from this checkout."""
-    return {"command": python, "args": ["-m", "codex_mcp"], "env": dict(server_env)}
+SERVER_ARGV: Final = (sys.executable, "-m", "codex_mcp")
+
+
+def server_entry(server_env: Mapping[str, str], argv: Sequence[str] = SERVER_ARGV) -> dict[str, object]:
+    """The ``mcpServers`` entry that runs our server (by default from this checkout's environment)."""
+    return {"command": argv[0], "args": list(argv[1:]), "env": dict(server_env)}
 
 
 def claude_env(
@@ -123,13 +126,15 @@ def run_claude(
     cwd: Path,
     extra_env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
+    server_argv: Sequence[str] = SERVER_ARGV,
     timeout: float = RUN_TIMEOUT_S,
 ) -> ClaudeRun:
     """Run ``claude -p prompt`` to completion with our server configured; kill it all on timeout."""
     home = root / "claude-home"
     home.mkdir(parents=True, exist_ok=True)
     config = root / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {SERVER_NAME: server_entry(server_env)}}), encoding="utf-8")
+    entry = server_entry(server_env, server_argv)
+    config.write_text(json.dumps({"mcpServers": {SERVER_NAME: entry}}), encoding="utf-8")
     debug_file = root / "claude-debug.log"
     argv = [
         str(claude),

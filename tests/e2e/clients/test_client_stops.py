@@ -4,7 +4,7 @@ Measured in CLIENTS.md:
 
 - Claude Code signals the server process: SIGINT; SIGTERM 100 ms later; SIGKILL 400 ms after that;
   it closes stdin only after the kill.
-- Codex signals the server's process group: SIGTERM; SIGKILL 120–260 ms later (the test takes the
+- Codex signals the server's process group: SIGTERM; SIGKILL 120-260 ms later (the test takes the
   earliest, 120 ms: the kill a user meets on a busy day).
 
 Issue 11's bounds: exit 0 within 100 ms of the first signal when idle, within 300 ms with turns
@@ -21,7 +21,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +155,7 @@ def _kill_all(codex_env: CodexEnv) -> None:
 
 
 @asynccontextmanager
-async def _cleaned_up(codex_env: CodexEnv) -> AsyncIterator[None]:
+async def _cleaned_up(codex_env: CodexEnv) -> AsyncGenerator[None]:
     """Kill whatever a failed stop left behind, so an expected failure leaks nothing."""
     try:
         yield
