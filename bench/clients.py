@@ -6,7 +6,7 @@ The clients are the pinned npm ones (`tests/clients/package-lock.json`, installe
 `tests/harness/npm_clients.py`); the runs alternate between them, each in throwaway homes.
 
 - **Claude Code** (`claude -p`, scripted Messages model, its default MCP settings): our server runs
-  behind `bench/stdio_recorder.py`, which logs every message. A connect *fell back* when our server
+  behind `tests/harness/stdio_recorder.py`, which logs every message. A connect *fell back* when our server
   got a legacy `initialize` after `server/discover`, or Claude Code's debug log tells of a re-probe or
   a non-modern era. Figures: connects without fallback, spawn -> first `tools/list` answered (from the
   recorder, which adds one Python start-up before the spawn), Claude Code's own connect time (its debug
@@ -21,7 +21,6 @@ Progress goes to stderr, the table to stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -37,13 +36,13 @@ if str(REPO) not in sys.path:
 from tests.e2e.client import server_env  # noqa: E402
 from tests.harness.claude_code import run_claude  # noqa: E402
 from tests.harness.codex_client import create_client_env, offered_tools, plan_requests, tool_outputs  # noqa: E402
-from tests.harness.codex_env import create_codex_env, run_exec  # noqa: E402
+from tests.harness.codex_env import CODEX_MCP_ARGV, create_codex_env, run_exec  # noqa: E402
 from tests.harness.messages_model import TOOL_SEARCH, MessagesModelServer  # noqa: E402
 from tests.harness.mock_model import MockModelServer  # noqa: E402
 from tests.harness.npm_clients import NpmClients, install_npm_clients  # noqa: E402
 from tests.harness.plans import call, plan_prompt  # noqa: E402
+from tests.harness.stdio_recorder import recorded, recorder_argv  # noqa: E402
 
-RECORDER: Final = REPO / "bench" / "stdio_recorder.py"
 PLAN: Final = (call("codex_setup"),)
 
 
@@ -72,12 +71,6 @@ class CodexConnect:
     seconds: float
 
 
-def _recorded(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _first_tools_list_ms(entries: list[dict[str, object]]) -> float | None:
     """Spawn -> the answer to the first `tools/list` our server got."""
     ids = [e.get("id") for e in entries if e.get("dir") == "in" and e.get("method") == "tools/list"]
@@ -104,10 +97,10 @@ def claude_once(clients: NpmClients, root: Path) -> ClaudeConnect:
             root=root / "claude",
             server_env=server_env(inner),
             cwd=inner.workspace,
-            server_argv=(sys.executable, str(RECORDER), str(record), "--", sys.executable, "-m", "codex_mcp"),
+            server_argv=recorder_argv(record, CODEX_MCP_ARGV),
         )
         planned = messages.planned_requests()
-    entries = _recorded(record)
+    entries = recorded(record)
     methods = [str(e["method"]) for e in entries if e.get("dir") == "in" and "method" in e]
     legacy_after_discover = (
         "server/discover" in methods and "initialize" in methods[methods.index("server/discover") :]

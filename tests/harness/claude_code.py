@@ -16,13 +16,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, cast
 
+from tests.harness.codex_env import CODEX_MCP_ARGV
 from tests.harness.messages_model import DUMMY_KEY, MessagesModelServer
 from tests.harness.procs import descendants, kill_process_group, kill_survivors
 
@@ -40,10 +40,7 @@ _FALLBACK_MARKERS: Final = (
 )
 
 
-SERVER_ARGV: Final = (sys.executable, "-m", "codex_mcp")
-
-
-def server_entry(server_env: Mapping[str, str], argv: Sequence[str] = SERVER_ARGV) -> dict[str, object]:
+def server_entry(server_env: Mapping[str, str], argv: Sequence[str] = CODEX_MCP_ARGV) -> dict[str, object]:
     """The ``mcpServers`` entry that runs our server (by default from this checkout's environment)."""
     return {"command": argv[0], "args": list(argv[1:]), "env": dict(server_env)}
 
@@ -126,7 +123,7 @@ def run_claude(
     cwd: Path,
     extra_env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
-    server_argv: Sequence[str] = SERVER_ARGV,
+    server_argv: Sequence[str] = CODEX_MCP_ARGV,
     timeout: float = RUN_TIMEOUT_S,
 ) -> ClaudeRun:
     """Run ``claude -p prompt`` to completion with our server configured; kill it all on timeout."""

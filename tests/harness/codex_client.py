@@ -15,12 +15,11 @@ latest user message (``scenario:plan`` outside, whatever the plan's prompts say 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final, cast
 
-from tests.harness.codex_env import CodexEnv, create_codex_env
+from tests.harness.codex_env import CODEX_MCP_ARGV, CodexEnv, create_codex_env
 from tests.harness.mock_model import MockModelServer, RecordedRequest, json_object
 from tests.harness.scenarios import PLAN_NAMESPACE
 
@@ -38,13 +37,13 @@ def server_entry_toml(
     *,
     required: bool,
     tool_timeout_sec: int = TOOL_TIMEOUT_S,
-    python: str = sys.executable,
+    argv: Sequence[str] = CODEX_MCP_ARGV,
 ) -> str:
-    """The ``[mcp_servers.codex-mcp]`` table that runs our server from this checkout."""
+    """The ``[mcp_servers.codex-mcp]`` table that runs our server (by default from this checkout)."""
     lines = [
         f"[mcp_servers.{SERVER_NAME}]",
-        f"command = {_toml(python)}",
-        'args = ["-m", "codex_mcp"]',
+        f"command = {_toml(argv[0])}",
+        f"args = [{', '.join(_toml(a) for a in argv[1:])}]",
         'default_tools_approval_mode = "approve"',
         f"tool_timeout_sec = {tool_timeout_sec}",
     ]
@@ -62,6 +61,8 @@ def create_client_env(
     server_env: Mapping[str, str],
     *,
     required: bool,
+    tool_timeout_sec: int = TOOL_TIMEOUT_S,
+    server_argv: Sequence[str] = CODEX_MCP_ARGV,
     top_level: str = "",
 ) -> CodexEnv:
     """An isolated outer Codex (binary ``codex``) that has our server under ``[mcp_servers]``."""
@@ -70,7 +71,9 @@ def create_client_env(
         mock.base_url,
         proxy_url=f"http://127.0.0.1:{mock.port}",
         binary=codex,
-        config_extra=server_entry_toml(server_env, required=required),
+        config_extra=server_entry_toml(
+            server_env, required=required, tool_timeout_sec=tool_timeout_sec, argv=server_argv
+        ),
         config_top_level=top_level,
     )
 

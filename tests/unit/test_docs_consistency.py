@@ -47,7 +47,10 @@ README_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pip install 'codex-mcp[codex]'": _INSTALL,
     "python3 scripts/dev.py serve": (_E2E, "test_the_readme_run_command_serves_our_tools_and_resources"),
     "codex-mcp doctor": (_E2E, "test_doctor_with_the_pinned_codex_reports_ready_and_exits_0"),
-    "claude mcp add codex-mcp -- uvx codex-mcp": (_HERE, "test_client_configs_start_the_server_the_same_way"),
+    "claude mcp add codex-mcp -- uvx codex-mcp": (
+        "tests/e2e/clients/test_claude_code.py",
+        "test_the_readme_claude_mcp_add_command_registers_our_server",
+    ),
     "codex-mcp schemas export ./codex-mcp-schemas": (
         _E2E,
         "test_schemas_export_writes_the_published_schemas",

@@ -7,7 +7,13 @@ printed, and the inner Codex's own requests.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import subprocess
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -22,6 +28,14 @@ from tests.harness.npm_clients import NpmClients
 from tests.harness.plans import final_text, plan_prompt
 
 pytestmark = [pytest.mark.real_codex, pytest.mark.real_clients]
+
+README: Final = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def _readme_commands() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
 def test_claude_code_calls_all_five_tools_and_its_model_sees_each_answer(
@@ -53,3 +67,35 @@ def test_claude_code_calls_all_five_tools_and_its_model_sees_each_answer(
     assert session_id in (uses[4].result or "")
     assert messages_model.connects() == []
     assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []
+
+
+def test_the_readme_claude_mcp_add_command_registers_our_server(
+    npm_clients: NpmClients, tmp_path: Path
+) -> None:
+    [command] = [c for c in _readme_commands() if c.startswith("claude mcp add")]
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir(parents=True)
+    home.mkdir()
+    env = {
+        "HOME": str(home),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    added = subprocess.run(
+        [str(npm_clients.claude), *shlex.split(command)[1:]],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert added.returncode == 0, added.stderr
+    state = json.loads((home / ".claude.json").read_text(encoding="utf-8"))
+    [entry] = [
+        p["mcpServers"]["codex-mcp"]
+        for p in state["projects"].values()
+        if "codex-mcp" in p.get("mcpServers", {})
+    ]
+    assert (entry["type"], entry["command"], entry["args"]) == ("stdio", "uvx", ["codex-mcp"])

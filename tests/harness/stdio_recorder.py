@@ -1,12 +1,12 @@
 """A transparent stdio relay that logs every JSON-RPC message between an MCP client and its server.
 
-    python bench/stdio_recorder.py LOG -- COMMAND [ARGS...]
+    python tests/harness/stdio_recorder.py LOG -- COMMAND [ARGS...]
 
 Starts COMMAND, relays stdin to it and its stdout back line by line, and appends one JSON line per
 message to LOG: ``{"t": seconds since COMMAND was spawned, "dir": "in"|"out", "id", "method"}``, plus
 a first ``{"dir": "spawn"}`` line. Signals it receives go to COMMAND; it exits with COMMAND's code.
 The relay costs the client one Python start-up (~20 ms) before the server is spawned, and well under
-a millisecond per message.
+a millisecond per message. :func:`recorded` reads the log back.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any, cast
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Final, cast
 
 
 def _describe(line: bytes) -> dict[str, Any]:
@@ -37,6 +39,22 @@ def _describe(line: bytes) -> dict[str, Any]:
     if "error" in parsed:
         fields["error"] = True
     return fields
+
+
+RECORDER: Final = Path(__file__).resolve()
+
+
+def recorder_argv(log: Path, command: Sequence[str]) -> list[str]:
+    """The argv that runs ``command`` behind this relay, logging to ``log``."""
+    return [sys.executable, str(RECORDER), str(log), "--", *command]
+
+
+def recorded(log: Path) -> list[dict[str, object]]:
+    """The entries of a relay log (empty when the relay never started)."""
+    if not log.exists():
+        return []
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [cast(dict[str, object], json.loads(line)) for line in lines if line.strip()]
 
 
 def main(argv: list[str]) -> int:
