@@ -36,6 +36,7 @@ def server_entry_toml(
     server_env: Mapping[str, str],
     *,
     required: bool,
+    approve: bool = True,
     tool_timeout_sec: int = TOOL_TIMEOUT_S,
     argv: Sequence[str] = CODEX_MCP_ARGV,
 ) -> str:
@@ -44,9 +45,10 @@ def server_entry_toml(
         f"[mcp_servers.{SERVER_NAME}]",
         f"command = {_toml(argv[0])}",
         f"args = [{', '.join(_toml(a) for a in argv[1:])}]",
-        'default_tools_approval_mode = "approve"',
         f"tool_timeout_sec = {tool_timeout_sec}",
     ]
+    if approve:
+        lines.append('default_tools_approval_mode = "approve"')
     if required:
         lines.append("required = true")
     lines.append(f"[mcp_servers.{SERVER_NAME}.env]")
@@ -61,6 +63,7 @@ def create_client_env(
     server_env: Mapping[str, str],
     *,
     required: bool,
+    approve: bool = True,
     tool_timeout_sec: int = TOOL_TIMEOUT_S,
     server_argv: Sequence[str] = CODEX_MCP_ARGV,
     top_level: str = "",
@@ -72,7 +75,11 @@ def create_client_env(
         proxy_url=f"http://127.0.0.1:{mock.port}",
         binary=codex,
         config_extra=server_entry_toml(
-            server_env, required=required, tool_timeout_sec=tool_timeout_sec, argv=server_argv
+            server_env,
+            required=required,
+            approve=approve,
+            tool_timeout_sec=tool_timeout_sec,
+            argv=server_argv,
         ),
         config_top_level=top_level,
     )

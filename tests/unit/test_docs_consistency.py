@@ -23,6 +23,7 @@ from codex_mcp import cli
 from codex_mcp.errors import CODES
 from codex_mcp.resources.catalog import doc_text
 from codex_mcp.wire.tools import TOOL_NAMES, input_problems, tool_definition
+from tests.harness.codex_client import server_entry_toml
 from tests.harness.codex_env import codex_binary
 
 REPO: Final = paths.REPO_ROOT
@@ -278,6 +279,15 @@ def test_client_configs_start_the_server_the_same_way() -> None:
     assert set(server["env"]) <= _env_vars_read_in_src()
     toml = _codex_toml()
     assert [toml["command"], *toml["args"]] == expected
+
+
+def test_the_readme_codex_entry_is_the_config_resources_and_has_what_the_real_client_tests_run_with() -> None:
+    [block] = _blocks(README, "toml")
+    assert _blocks(DOCS["config"], "toml") == [block]
+    tested = tomllib.loads(server_entry_toml({}, required=True))["mcp_servers"]["codex-mcp"]
+    for key in ("required", "default_tools_approval_mode"):
+        assert _codex_toml()[key] == tested[key], key
+    assert _codex_toml()["tool_timeout_sec"] >= tested["tool_timeout_sec"]
 
 
 @pytest.mark.real_codex

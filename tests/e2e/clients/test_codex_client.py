@@ -27,7 +27,7 @@ from tests.harness.codex_client import (
 from tests.harness.codex_env import CodexEnv, run_exec
 from tests.harness.mock_model import MockModelServer, json_object
 from tests.harness.npm_clients import NpmClients
-from tests.harness.plans import final_text, plan_prompt
+from tests.harness.plans import call, final_text, plan_prompt
 
 pytestmark = [pytest.mark.real_codex, pytest.mark.real_clients]
 
@@ -66,3 +66,20 @@ def test_codex_as_a_client_calls_all_five_tools_and_its_model_sees_each_answer(
     inner = [r.scenario for r in mock_model.responses_requests() if r.scenario != "plan"]
     assert sorted(s or "" for s in inner) == ["plain", "reasoning"]
     assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []
+
+
+NEEDS_APPROVAL: Final = "MCP tool call requires approval, but approval policy is never"
+
+
+def test_without_default_tools_approval_mode_codex_exec_refuses_every_tool_but_the_read_only_one(
+    npm_clients: NpmClients, mock_model: MockModelServer, codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    outer = create_client_env(
+        tmp_path / "outer", mock_model, npm_clients.codex, server_env(codex_env), required=True, approve=False
+    )
+    plan = (call("codex_setup"), call("codex_session", action="list"))
+    done = run_exec(outer, plan_prompt(plan, "scenario:plan Call the tools of this plan in order."))
+    assert done.returncode == 0, done.stderr[-3000:]
+    setup, listed = tool_outputs(plan_requests(mock_model)[-1])
+    assert json.loads(_output_json_text(setup))["codex"]["found"] is True  # readOnlyHint: true
+    assert NEEDS_APPROVAL in listed
