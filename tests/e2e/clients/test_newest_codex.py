@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import test_durability, test_sessions
+from tests.harness.codex_env import CodexEnv
+from tests.harness.mock_model import MockModelServer
 from tests.harness.npm_clients import NpmClients
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex, pytest.mark.real_clients]
@@ -34,9 +36,6 @@ test_newest_codex_continues_a_thread_on_reply = (
     test_sessions.test_a_reply_continues_the_thread_with_its_context
 )
 test_newest_codex_forks_with_the_parents_context = test_sessions.test_a_fork_answers_with_the_parents_context
-test_newest_codex_continues_an_idle_session_after_a_restart = (
-    test_durability.test_an_idle_session_continues_after_a_restart_with_its_context
-)
 
 
 @pytest.fixture
@@ -48,3 +47,12 @@ def anyio_backend() -> str:
 def inner_codex(npm_clients: NpmClients) -> Path:
     """The native binary of npm @openai/codex 0.171.0, for every test of this module."""
     return npm_clients.codex_native
+
+
+async def test_newest_codex_continues_an_idle_session_after_a_restart(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    # The app-server backend only: `thread/resume` in a new Codex process (exec resume is cheaper to skip).
+    await test_durability.test_an_idle_session_continues_after_a_restart_with_its_context(
+        codex_env, mock_model, "app-server"
+    )
