@@ -21,6 +21,7 @@ Progress goes to stderr, the table to stdout.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -140,7 +141,7 @@ def _stats(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} / {max(values):.0f}"
 
 
-def print_table(claude: list[ClaudeConnect], codex: list[CodexConnect]) -> None:
+def print_table(claude: list[ClaudeConnect], codex: list[CodexConnect], load: str) -> None:
     """The table: counts out of N, then latencies as median / max."""
     n_claude, n_codex = len(claude), len(codex)
     rows = [
@@ -178,6 +179,7 @@ def print_table(claude: list[ClaudeConnect], codex: list[CodexConnect]) -> None:
             _stats([c.seconds * 1000 for c in codex]),
         ),
     ]
+    rows.append(("machine load average (1 min) before / after the runs", load))
     width = max(len(label) for label, _ in rows)
     print(f"| {'figure':<{width}} | value |")
     print(f"| {'-' * width} | --- |")
@@ -198,6 +200,7 @@ def main() -> int:
     args = parser.parse_args()
     log("installing the npm clients (cached per lock file)")
     clients = install_npm_clients()
+    load_before = os.getloadavg()[0]
     claude: list[ClaudeConnect] = []
     codex: list[CodexConnect] = []
     with tempfile.TemporaryDirectory(prefix="codex-mcp-clients-") as temp:
@@ -209,7 +212,7 @@ def main() -> int:
                 f"run {i + 1}/{args.runs}: claude fallback={claude[-1].fell_back} "
                 f"tools/list={claude[-1].tools_list_ms} ms; codex offered={codex[-1].offered_first_turn}"
             )
-    print_table(claude, codex)
+    print_table(claude, codex, f"{load_before:.1f} / {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -23,7 +23,6 @@ from tests.harness.codex_env import CodexEnv, codex_binary, create_codex_env
 from tests.harness.mock_model import MockModelServer
 from tests.harness.npm_clients import NpmClients, NpmClientsError, install_npm_clients
 
-INNER_CODEX_ENV: Final = "CODEX_MCP_TEST_INNER_CODEX"
 INNER_CODEX_CHOICES: Final = ("pinned", "npm")
 
 
@@ -41,13 +40,14 @@ def npm_clients() -> NpmClients:
 @pytest.fixture
 def inner_codex(request: pytest.FixtureRequest) -> Path:
     """The Codex binary our server runs (see the module docstring)."""
-    choice = os.environ.get(INNER_CODEX_ENV, "pinned")
+    choice = os.environ.get("CODEX_MCP_TEST_INNER_CODEX", "pinned")
     if choice == "pinned":
         return codex_binary()
     if choice == "npm":
         clients: NpmClients = request.getfixturevalue("npm_clients")
         return clients.codex_native
-    raise pytest.UsageError(f"{INNER_CODEX_ENV}={choice!r}: expected one of {', '.join(INNER_CODEX_CHOICES)}")
+    expected = ", ".join(INNER_CODEX_CHOICES)
+    raise pytest.UsageError(f"CODEX_MCP_TEST_INNER_CODEX={choice!r}: expected one of {expected}")
 
 
 @pytest.fixture
