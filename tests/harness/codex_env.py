@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Final
 from tests.harness.procs import descendants, kill_process_group, kill_survivors
 
 CODEX_PACKAGE: Final = "openai-codex-cli-bin"
+# Our server from this checkout's environment, as the real-client tests configure it in each client.
+CODEX_MCP_ARGV: Final = (sys.executable, "-m", "codex_mcp")
 MOCK_MODEL: Final = "mock-model"
 MOCK_PROVIDER: Final = "mock"
 DUMMY_API_KEY: Final = "dummy"

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
+from tests.harness.plans import PLAN_FAILED, PlanError, final_text, find_plan, next_call
+
 SCENARIO_MARKER: Final = re.compile(r"scenario:([A-Za-z0-9_\-]+)")
 DEFAULT_SCENARIO: Final = "plain"
 
@@ -35,6 +37,8 @@ FINAL_AFTER_PATCH: Final = f"Done: created {PATCH_FILE}."
 USER_INPUT_QUESTION_ID: Final = "color"
 DEFAULT_STRUCTURED: Final[dict[str, object]] = {"status": "ok", "answer": "mock structured answer"}
 SLOW_TEXT_PREFIX: Final = "slow chunk"
+# Codex offers the tools of `[mcp_servers.codex-mcp]` to the model in this namespace ("-" becomes "_").
+PLAN_NAMESPACE: Final = "mcp__codex_mcp"
 
 
 @dataclass(frozen=True)
@@ -233,9 +237,13 @@ def message_events(
 
 
 def function_call_events(
-    call_id: str, name: str, arguments: Mapping[str, object], output_index: int = 0
+    call_id: str,
+    name: str,
+    arguments: Mapping[str, object],
+    output_index: int = 0,
+    namespace: str | None = None,
 ) -> list[SseEvent]:
-    """A complete ``function_call`` output item."""
+    """A complete ``function_call`` output item (``namespace`` for a tool Codex offers in one: MCP tools)."""
     item: dict[str, object] = {
         "type": "function_call",
         "id": f"fc_{call_id}",
@@ -243,6 +251,8 @@ def function_call_events(
         "name": name,
         "arguments": json.dumps(arguments),
     }
+    if namespace is not None:
+        item["namespace"] = namespace
     return [
         SseEvent(
             "response.output_item.added", {"output_index": output_index, "item": {**item, "arguments": ""}}
@@ -377,6 +387,8 @@ def decide(body: Mapping[str, object], options: ScenarioOptions | None = None) -
             return _respond(rid, function_call_events(call_id, step.name, step.arguments))
         return _answer(rid, step.final_text, opts)
     match conv.scenario:
+        case "plan":
+            return _follow_plan(rid, conv, opts)
         case "structured":
             return _answer(rid, _structured_text(body), opts)
         case "slow":
@@ -404,6 +416,20 @@ def decide(body: Mapping[str, object], options: ScenarioOptions | None = None) -
             return StreamReply((created(rid), *events), hang=True)
         case _:
             return _answer(rid, PLAIN_TEXT, opts)
+
+
+def _follow_plan(rid: str, conv: Conversation, options: ScenarioOptions) -> StreamReply:
+    """The next call of the prompt's plan (:mod:`tests.harness.plans`) to our MCP tools, or the final text."""
+    try:
+        plan = find_plan(conv.last_user_text) or []
+        planned = next_call(plan, conv.outputs)
+    except PlanError as exc:
+        return _answer(rid, f"{PLAN_FAILED}: {exc}", options)
+    if planned is None:
+        return _answer(rid, final_text(conv.outputs), options)
+    call_id = f"call_plan_{conv.user_turn}_{conv.step}"
+    arguments = dict(planned.arguments)
+    return _respond(rid, function_call_events(call_id, planned.tool, arguments, namespace=PLAN_NAMESPACE))
 
 
 def user_input_question() -> dict[str, object]:
@@ -434,4 +460,5 @@ SCENARIOS: Final = (
     "http500",
     "drop",
 )
+# Also answered, but needing a `<plan>` in the prompt (tests.harness.plans): "plan".
 # Also answered, but not in SCENARIOS (whose streams all end): "hang".

@@ -23,6 +23,7 @@ from codex_mcp import cli
 from codex_mcp.errors import CODES
 from codex_mcp.resources.catalog import doc_text
 from codex_mcp.wire.tools import TOOL_NAMES, input_problems, tool_definition
+from tests.harness.codex_client import server_entry_toml
 from tests.harness.codex_env import codex_binary
 
 REPO: Final = paths.REPO_ROOT
@@ -47,7 +48,10 @@ README_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pip install 'codex-mcp[codex]'": _INSTALL,
     "python3 scripts/dev.py serve": (_E2E, "test_the_readme_run_command_serves_our_tools_and_resources"),
     "codex-mcp doctor": (_E2E, "test_doctor_with_the_pinned_codex_reports_ready_and_exits_0"),
-    "claude mcp add codex-mcp -- uvx codex-mcp": (_HERE, "test_client_configs_start_the_server_the_same_way"),
+    "claude mcp add codex-mcp -- uvx codex-mcp": (
+        "tests/e2e/clients/test_claude_code.py",
+        "test_the_readme_claude_mcp_add_command_registers_our_server",
+    ),
     "codex-mcp schemas export ./codex-mcp-schemas": (
         _E2E,
         "test_schemas_export_writes_the_published_schemas",
@@ -275,6 +279,15 @@ def test_client_configs_start_the_server_the_same_way() -> None:
     assert set(server["env"]) <= _env_vars_read_in_src()
     toml = _codex_toml()
     assert [toml["command"], *toml["args"]] == expected
+
+
+def test_the_readme_codex_entry_is_the_config_resources_and_has_what_the_real_client_tests_run_with() -> None:
+    [block] = _blocks(README, "toml")
+    assert _blocks(DOCS["config"], "toml") == [block]
+    tested = tomllib.loads(server_entry_toml({}, required=True))["mcp_servers"]["codex-mcp"]
+    for key in ("required", "default_tools_approval_mode"):
+        assert _codex_toml()[key] == tested[key], key
+    assert _codex_toml()["tool_timeout_sec"] >= tested["tool_timeout_sec"]
 
 
 @pytest.mark.real_codex
