@@ -17,7 +17,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from codex_mcp import __version__
-from codex_mcp.backend_mode import ModeChoice, choose_mode
+from codex_mcp.backend_mode import Backend
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.catalog import ResourceCatalog
 from codex_mcp.resources.server_info import ServerFacts
@@ -43,11 +43,12 @@ _TOOLS: Final[dict[str, Handler]] = {
 @dataclass(frozen=True)
 class Startup:
     """What the server found before serving: its settings, the Codex to run (or why none), the
-    backend, and its locked state directory (None: sessions are kept in memory only)."""
+    backend (settled on first need, not here), and its locked state directory (None: sessions are
+    kept in memory only)."""
 
     settings: Settings
     codex: CodexExecutable | CodexMcpError
-    mode: ModeChoice | None
+    mode: Backend | None
     store: StateStore | None = None
 
 
@@ -69,8 +70,9 @@ def prepare_startup(env: dict[str, str]) -> Startup:
             raise
         logger.error("%s", exc.message)
         return Startup(settings, exc, None)
-    mode = choose_mode(codex.path, env)
-    logger.info("codex %s (%s), backend %s (%s)", codex.path, codex.source, mode.mode, mode.source)
+    # Runs nothing: the backend is probed on first need, off the start-up path.
+    mode = Backend.from_env(codex.path, env)
+    logger.info("codex %s (%s)", codex.path, codex.source)
     return Startup(settings, codex, mode, StateStore.open(settings.state_dir))
 
 
@@ -90,7 +92,7 @@ def _lifespan_for(startup: Startup) -> Callable[[Server[AppState]], AbstractAsyn
             return
         assert startup.mode is not None  # prepare_startup chooses a mode whenever it found Codex
         async with SessionManager.open(
-            startup.codex, startup.settings, startup.mode.mode, startup.store
+            startup.codex, startup.settings, startup.mode, startup.store
         ) as manager:
             yield AppState(manager, startup)
 
@@ -114,13 +116,11 @@ async def _call_tool(
             )
         arguments = parse_input(name, dict(params.arguments or {}))
         state = ctx.lifespan_context
-        mode = state.startup.mode
         call = handlers.Call(
             manager_or_error=state.manager_or_error,
             report_progress=_progress_reporter(ctx),
             heartbeat_s=state.startup.settings.heartbeat_s,
-            backend_mode=mode.mode if mode else "unknown",
-            backend_source=mode.source if mode else "no Codex found",
+            backend=state.startup.mode,
         )
         handler = _TOOLS[name]
         output = await handler(arguments, call)
