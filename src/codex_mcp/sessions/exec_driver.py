@@ -63,7 +63,7 @@ class ExecDriver:
     ) -> None:
         """Start one `codex exec` turn in the background; `warnings` gets what exec cannot apply.
 
-        `config` is what goes out as `-c` pairs (the session's config).
+        `config` is what goes out as `-c` pairs: the session's config with the recursion guard.
         """
         settings = session.settings
         real_thread = None if session.thread_id.startswith(PLACEHOLDER_PREFIX) else session.thread_id

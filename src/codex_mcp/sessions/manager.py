@@ -13,7 +13,9 @@ are resumed the same way, on the first call that needs them.
 
 The backend (app-server or exec, `backend_mode.py`) is settled on first need too: the first call
 that needs one probes Codex (once, however many calls ask at the same time), and the first spawn
-of an app-server that was only assumed confirms it or falls back to exec.
+of an app-server that was only assumed confirms it or falls back to exec. Every thread and exec
+turn goes out with the recursion guard (`nesting.py`): the user's config entries that run
+codex-mcp are disabled for our children.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from codex_mcp.backends.app_server import (
     AppServerRequestError,
 )
 from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.nesting import guard_config
+from codex_mcp.profiles import codex_home
 from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
 from codex_mcp.sessions.events import now_iso
@@ -216,6 +220,10 @@ class SessionManager:
             return None
         self._backend.spawn_worked()
         return connection
+
+    def _guarded(self, cwd: str, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`config` plus the recursion guard for a Codex child working in `cwd`."""
+        return guard_config(codex_home(), cwd, config, self._settings.nesting)
 
     def _end_running_turns(self) -> None:
         """Close the turns the drain left running: their children are about to stop."""
@@ -416,7 +424,7 @@ class SessionManager:
             effort=turn.effort,
             summary=turn.summary,
             warnings=warnings,
-            config=session.settings.config,
+            config=self._guarded(session.settings.cwd, session.settings.config),
         )
 
     async def start(self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str]) -> Session:
@@ -444,7 +452,7 @@ class SessionManager:
         }
         optional = {
             "model": settings.model,
-            "config": settings.config,
+            "config": self._guarded(settings.cwd, settings.config),
             "baseInstructions": settings.base_instructions,
             "developerInstructions": settings.developer_instructions,
             "personality": settings.personality,
@@ -517,6 +525,10 @@ class SessionManager:
         }
         if session.settings.model is not None:
             resume["model"] = session.settings.model
+        # Resuming starts the thread's MCP servers again: the guard goes with it.
+        guard = self._guarded(session.settings.cwd, None)
+        if guard is not None:
+            resume["config"] = guard
         await self._call(connection, "thread/resume", resume)
         self._children.loaded(session.connection_key, session.thread_id)
         return connection
@@ -615,7 +627,12 @@ class SessionManager:
         connection = await self._connection_for(source)
         if connection is None:
             raise _exec_not_supported("fork")
-        response = await self._call(connection, "thread/fork", {"threadId": source.thread_id})
+        fork_params: dict[str, Any] = {"threadId": source.thread_id}
+        # A forked thread starts its MCP servers: the guard goes with it.
+        guard = self._guarded(source.settings.cwd, None)
+        if guard is not None:
+            fork_params["config"] = guard
+        response = await self._call(connection, "thread/fork", fork_params)
         thread_id = str(_field(response, "thread", "id"))
         settings = ThreadSettings(**vars(source.settings))
         fork = Session(
