@@ -10,11 +10,13 @@ can fail.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import mcp_types as types
 import pytest
 
 from codex_mcp.nesting import NESTING_LEVEL_VARIABLE
@@ -182,6 +184,10 @@ async def test_nesting_on_purpose_starts_one_nested_server_that_knows_its_depth(
                 await anyio.sleep(0.1)
         [nested] = _nested_servers(codex_env)
         environ = _environ(nested)
+        read = await mcp.session.read_resource("codex-mcp:///server-info")
+    [content] = read.contents
+    assert isinstance(content, types.TextResourceContents)
+    assert json.loads(content.text)["nesting"] == {"level": 0, "maxNesting": 1, "childrenMayNest": True}
     assert out["status"] == "idle"
     assert f"{NESTING_LEVEL_VARIABLE}=1".encode() in environ
     assert b"CODEX_MCP_MAX_NESTING=1" in environ

@@ -157,6 +157,7 @@ def test_server_info_counts_running_waiting_and_idle_sessions_as_active() -> Non
     }
     assert info["stdioMode"] == "strict"
     assert info["stateDir"] == "/tmp/s"
+    assert info["nesting"] == {"level": 0, "maxNesting": 0, "childrenMayNest": False}
     assert info["codex"]["found"] is False
     assert info["supported"]["approvalPolicy"] == ["untrusted", "on-failure", "on-request", "never"]
     assert "effort" in info["supported"]["openEnums"]

@@ -80,6 +80,12 @@ def server_info(
         "sessionsByStatus": dict(sorted(by_status.items())),
         "sessionsAvailable": statuses is not None,
         "stateDir": str(facts.settings.state_dir),
+        # The recursion guard: how deep this server runs, and how deep its children may nest codex-mcp.
+        "nesting": {
+            "level": facts.settings.nesting.level,
+            "maxNesting": facts.settings.nesting.max_nesting,
+            "childrenMayNest": facts.settings.nesting.allows_nesting,
+        },
         "logLevel": env.get("CODEX_MCP_LOG_LEVEL", "WARNING").upper(),
         "resources": resource_uris,
     }
