@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Final
@@ -79,7 +79,7 @@ def _answers_ms(
 
 
 @contextmanager
-def _load(count: int) -> Iterator[None]:
+def _load(count: int) -> Generator[None]:
     """`count` processes spinning on the CPU while the block runs."""
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:

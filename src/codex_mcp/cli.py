@@ -38,6 +38,8 @@ _ENV_HELP = """environment:
   CODEX_MCP_DISABLE_NOISE_FILTER       1: keep shell-profile noise in command output
   CODEX_MCP_VALIDATE_OUTPUT            1: check results against the output schemas
   CODEX_MCP_LOG_LEVEL                  DEBUG | INFO | WARNING | ERROR | CRITICAL, on stderr (WARNING)
+  CODEX_MCP_MAX_NESTING                levels of codex-mcp our Codex children may start from the
+                                       user's config (0: such entries are disabled for them)
 """
 
 logger = logging.getLogger("codex_mcp")

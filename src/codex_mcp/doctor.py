@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codex_mcp.backend_mode import ModeChoice, choose_mode
+from codex_mcp.backend_mode import Backend, ModeChoice
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.readiness import readiness_report
 from codex_mcp.settings import Settings, resolve_codex
@@ -13,15 +13,16 @@ from codex_mcp.settings import Settings, resolve_codex
 _SETTING_FIX = "fix or unset that variable: the server refuses to start with it (exit code 2)"
 
 
-def _backend(env: dict[str, str]) -> tuple[ModeChoice | None, CodexMcpError | None]:
+async def _backend(env: dict[str, str]) -> tuple[ModeChoice | None, CodexMcpError | None]:
     try:
         codex = resolve_codex(env)
     except CodexMcpError:
         return None, None  # the readiness report explains a missing or misnamed Codex
     try:
-        return choose_mode(codex.path, env), None
+        backend = Backend.from_env(codex.path, env)
     except CodexMcpError as exc:
         return None, exc
+    return await backend.resolve(), None
 
 
 async def doctor_report(env: dict[str, str], cwd: str | None) -> dict[str, Any]:
@@ -32,7 +33,7 @@ async def doctor_report(env: dict[str, str], cwd: str | None) -> dict[str, Any]:
         state_dir = str(Settings.from_env(env).state_dir)
     except CodexMcpError as exc:
         setting_errors.append(exc)
-    mode, mode_error = _backend(env)
+    mode, mode_error = await _backend(env)
     if mode_error is not None:
         setting_errors.append(mode_error)
     report = await readiness_report(

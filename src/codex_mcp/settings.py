@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.nesting import NestingPolicy
 
 # Codex names tried on PATH when neither CODEX_MCP_PATH nor CODEX_MCP_COMMAND is set.
 _PATH_CANDIDATES = ("codex", "codex-internal")
@@ -123,6 +124,8 @@ class Settings:
     drain_timeout_s: float = 10.0
     # Where sessions persist across restarts (created 0700).
     state_dir: Path = field(default_factory=lambda: default_state_dir({}))
+    # Whether the Codex children may start codex-mcp from the user's config (the recursion guard).
+    nesting: NestingPolicy = field(default_factory=NestingPolicy)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -136,6 +139,7 @@ class Settings:
             filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
             drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
             state_dir=default_state_dir(environ),
+            nesting=NestingPolicy.from_env(environ),
             ttl=Lifetimes(
                 idle_s=_env_ms("CODEX_MCP_IDLE_TTL_MS", 30 * 60_000, environ),
                 running_s=_env_ms("CODEX_MCP_RUNNING_TTL_MS", 4 * 3_600_000, environ),

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
-import anyio.abc
 import pytest
 
 from tests.e2e.client import server_env

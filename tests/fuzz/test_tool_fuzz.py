@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from codex_mcp.backend_mode import ModeChoice
+from codex_mcp.backend_mode import Backend, ModeChoice
 from codex_mcp.server.app import Startup, build_server
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.wire.tools import TOOL_NAMES
@@ -73,7 +73,9 @@ def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[Wor
         "CODEX_MCP_DRAIN_TIMEOUT_MS": "100",
     }
     startup = Startup(
-        Settings.from_env(settings_env), CodexExecutable(codex, "test"), ModeChoice("app-server", "test")
+        Settings.from_env(settings_env),
+        CodexExecutable(codex, "test"),
+        Backend.fixed(ModeChoice("app-server", "test")),
     )
     with ExitStack() as stack:
         portal = stack.enter_context(start_blocking_portal("asyncio"))

@@ -85,6 +85,13 @@ def test_durations_are_read_in_milliseconds_and_bad_values_name_the_variable() -
         Settings.from_env({"CODEX_MCP_HEARTBEAT_MS": "soon"})
 
 
+def test_the_nesting_bound_defaults_to_the_guard_on_and_a_bad_one_names_the_variable() -> None:
+    assert not Settings.from_env({}).nesting.allows_nesting
+    assert Settings.from_env({"CODEX_MCP_MAX_NESTING": "2"}).nesting.max_nesting == 2
+    with pytest.raises(CodexMcpError, match="CODEX_MCP_MAX_NESTING=deep"):
+        Settings.from_env({"CODEX_MCP_MAX_NESTING": "deep"})
+
+
 def test_a_profile_is_read_from_its_own_file_or_the_legacy_table(tmp_path: Path) -> None:
     env = {"CODEX_HOME": str(tmp_path)}
     (tmp_path / "config.toml").write_text('model = "base"\n[profiles.old]\nmodel = "legacy-model"\n')

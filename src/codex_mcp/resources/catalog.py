@@ -124,8 +124,10 @@ class ResourceCatalog:
             statuses = None
             if isinstance(manager_or_error, SessionManager):
                 statuses = [session.status for session in manager_or_error.sessions()]
+            backend = self._facts.mode
             info = server_info(
                 self._facts,
+                backend=await backend.resolve() if backend is not None else None,
                 codex_version=await self._probe.version(),
                 statuses=statuses,
                 env=os.environ,

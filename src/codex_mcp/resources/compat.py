@@ -23,7 +23,7 @@ from typing import Any, Final, cast
 import anyio
 
 from codex_mcp import __version__
-from codex_mcp.backend_mode import ModeChoice
+from codex_mcp.backend_mode import Backend, ModeChoice
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.protocol_diff import JsonObject, diff_summaries, methods_of, summarize, type_enum
 from codex_mcp.resources.published import accepted_values, is_open
@@ -252,7 +252,7 @@ def build_report(
 class CompatProbe:
     """The Codex facts of one server run: probed on first read, then served from memory."""
 
-    def __init__(self, codex: CodexExecutable | CodexMcpError, mode: ModeChoice | None) -> None:
+    def __init__(self, codex: CodexExecutable | CodexMcpError, mode: Backend | None) -> None:
         self._codex = codex
         self._mode = mode
         self._report: JsonObject | None = None
@@ -281,6 +281,7 @@ class CompatProbe:
                 facts = CodexFacts()
                 if not isinstance(self._codex, CodexMcpError):
                     facts = await probe_codex(self._codex.path)
-                self._report = build_report(self._codex, self._mode, facts)
+                mode = await self._mode.resolve() if self._mode is not None else None
+                self._report = build_report(self._codex, mode, facts)
                 logger.info("compat probe: codex %s, drift %s", facts.version, self._report["drift"])
             return self._report

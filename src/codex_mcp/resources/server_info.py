@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codex_mcp import __version__
-from codex_mcp.backend_mode import ModeChoice
+from codex_mcp.backend_mode import Backend, ModeChoice
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.published import accepted_values, is_open
 from codex_mcp.settings import CodexExecutable, Settings
@@ -29,11 +29,12 @@ _OPEN_ENUMS = {
 
 @dataclass(frozen=True)
 class ServerFacts:
-    """What the server found at start: its settings, the Codex it runs (or why none), the backend."""
+    """What the server found at start: its settings, the Codex it runs (or why none), the backend
+    (settled on first need)."""
 
     settings: Settings
     codex: CodexExecutable | CodexMcpError
-    mode: ModeChoice | None
+    mode: Backend | None
 
 
 def _stdio_mode(env: Mapping[str, str]) -> str:
@@ -44,12 +45,14 @@ def _stdio_mode(env: Mapping[str, str]) -> str:
 def server_info(
     facts: ServerFacts,
     *,
+    backend: ModeChoice | None = None,
     codex_version: tuple[str | None, str | None],
     statuses: Iterable[str] | None,
     env: Mapping[str, str],
     resource_uris: list[str],
 ) -> dict[str, Any]:
-    """The server-info JSON. `statuses` are the sessions' statuses, None when no manager runs."""
+    """The server-info JSON. `backend` is the settled backend (None: no Codex); `statuses` are the
+    sessions' statuses, None when no manager runs."""
     codex: dict[str, Any]
     if isinstance(facts.codex, CodexMcpError):
         codex = {"found": False, "error": facts.codex.message}
@@ -64,7 +67,7 @@ def server_info(
         "version": __version__,
         "codex": codex,
         "pinnedCodexVersion": PINNED_CODEX_VERSION,
-        "backend": {"mode": facts.mode.mode, "source": facts.mode.source} if facts.mode else None,
+        "backend": {"mode": backend.mode, "source": backend.source} if backend else None,
         "python": platform.python_version(),
         "platform": sys.platform,
         "arch": platform.machine(),
@@ -77,6 +80,12 @@ def server_info(
         "sessionsByStatus": dict(sorted(by_status.items())),
         "sessionsAvailable": statuses is not None,
         "stateDir": str(facts.settings.state_dir),
+        # The recursion guard: how deep this server runs, and how deep its children may nest codex-mcp.
+        "nesting": {
+            "level": facts.settings.nesting.level,
+            "maxNesting": facts.settings.nesting.max_nesting,
+            "childrenMayNest": facts.settings.nesting.allows_nesting,
+        },
         "logLevel": env.get("CODEX_MCP_LOG_LEVEL", "WARNING").upper(),
         "resources": resource_uris,
     }

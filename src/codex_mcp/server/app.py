@@ -66,7 +66,7 @@ def _lifespan_for(
             return
         assert startup.mode is not None  # prepare_startup chooses a mode whenever it found Codex
         async with SessionManager.open(
-            startup.codex, startup.settings, startup.mode.mode, startup.store
+            startup.codex, startup.settings, startup.mode, startup.store
         ) as manager:
             running.manager = manager
             try:
@@ -94,13 +94,11 @@ async def _call_tool(
             )
         arguments = parse_input(name, dict(params.arguments or {}))
         state = ctx.lifespan_context
-        mode = state.startup.mode
         call = handlers.Call(
             manager_or_error=state.manager_or_error,
             report_progress=_progress_reporter(ctx),
             heartbeat_s=state.startup.settings.heartbeat_s,
-            backend_mode=mode.mode if mode else "unknown",
-            backend_source=mode.source if mode else "no Codex found",
+            backend=state.startup.mode,
         )
         handler = _TOOLS[name]
         output = await handler(arguments, call)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from codex_mcp.backend_mode import Backend
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
@@ -34,8 +35,8 @@ class Call:
     report_progress: Callable[[float, str], Awaitable[None]]
     # Progress notifications while waiting keep clients with idle timeouts from giving up.
     heartbeat_s: float = 15.0
-    backend_mode: str = "app-server"
-    backend_source: str = "default"
+    # The backend, settled on first need; None when no Codex was found.
+    backend: Backend | None = None
 
     @property
     def manager(self) -> SessionManager:
@@ -355,4 +356,7 @@ async def codex_setup(args: CodexSetupInput, call: Call) -> dict[str, Any]:
                 "INVALID_ARGUMENT", f"cwd: {args.cwd} is not a usable path ({exc})", field="cwd"
             ) from exc
         cwd = str(path)
-    return await readiness_report(cwd, call.backend_mode, call.backend_source)
+    if call.backend is None:
+        return await readiness_report(cwd, "unknown", "no Codex found")
+    choice = await call.backend.resolve()
+    return await readiness_report(cwd, choice.mode, choice.source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from codex_mcp.backend_mode import ModeChoice, choose_mode
+from codex_mcp.backend_mode import Backend
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
 from codex_mcp.state.store import StateStore
@@ -20,22 +20,22 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Startup:
     """What the server found before serving: its settings, the Codex to run (or why none), the
-    backend, and its locked state directory (None: sessions are kept in memory only)."""
+    backend (settled on first need, not here), and its state directory (None: sessions are kept in
+    memory only)."""
 
     settings: Settings
     codex: CodexExecutable | CodexMcpError
-    mode: ModeChoice | None
+    mode: Backend | None
     store: StateStore | None = None
 
 
 def prepare_startup(env: dict[str, str]) -> Startup:
-    """Read the environment, find Codex, and lock the state directory (which stops whatever a
-    killed previous server left running there).
+    """Read the environment, find Codex, and register in the state directory.
 
     Raises:
         CodexMcpError: a setting is wrong (both CODEX_MCP_PATH and CODEX_MCP_COMMAND, a bad path,
-            a bad CODEX_MCP_MODE or duration, a state directory that is unusable or held by another
-            live server): the server must not start. A Codex that is simply not installed is not
+            a bad CODEX_MCP_MODE or duration, a state directory that is unusable or held by a server
+            of an older codex-mcp): the server must not start. A Codex that is simply not installed is not
             raised: the server starts and `codex_setup` explains.
     """
     settings = Settings.from_env(env)
@@ -46,6 +46,7 @@ def prepare_startup(env: dict[str, str]) -> Startup:
             raise
         logger.error("%s", exc.message)
         return Startup(settings, exc, None)
-    mode = choose_mode(codex.path, env)
-    logger.info("codex %s (%s), backend %s (%s)", codex.path, codex.source, mode.mode, mode.source)
+    # Runs nothing: the backend is probed on first need, off the start-up path.
+    mode = Backend.from_env(codex.path, env)
+    logger.info("codex %s (%s)", codex.path, codex.source)
     return Startup(settings, codex, mode, StateStore.open(settings.state_dir))

@@ -59,8 +59,12 @@ class ExecDriver:
         effort: str | None,
         summary: str | None,
         warnings: list[str],
+        config: dict[str, Any] | None,
     ) -> None:
-        """Start one `codex exec` turn in the background; `warnings` gets what exec cannot apply."""
+        """Start one `codex exec` turn in the background; `warnings` gets what exec cannot apply.
+
+        `config` is what goes out as `-c` pairs: the session's config with the recursion guard.
+        """
         settings = session.settings
         real_thread = None if session.thread_id.startswith(PLACEHOLDER_PREFIX) else session.thread_id
         if real_thread is None and session.result is not None:
@@ -76,7 +80,7 @@ class ExecDriver:
             approval_policy=settings.approval_policy,
             effort=effort or settings.effort,
             summary=summary or settings.summary,
-            config=settings.config,
+            config=config,
             images=images,
             output_schema=output_schema,
             ephemeral=settings.ephemeral,

@@ -10,6 +10,12 @@ that needs it starts a new child and resumes the thread there (`thread/resume`).
 With a state directory, sessions outlive the server: they are written as they change
 (`persistence.py`) and brought back when the next server opens the same directory; their threads
 are resumed the same way, on the first call that needs them.
+
+The backend (app-server or exec, `backend_mode.py`) is settled on first need too: the first call
+that needs one probes Codex (once, however many calls ask at the same time), and the first spawn
+of an app-server that was only assumed confirms it or falls back to exec. Every thread and exec
+turn goes out with the recursion guard (`nesting.py`): the user's config entries that run
+codex-mcp are disabled for our children.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from codex_mcp.backend_mode import Backend, BackendMode, ModeChoice
 from codex_mcp.backends.app_server import (
     AppServerClosedError,
     AppServerConnection,
@@ -33,6 +40,8 @@ from codex_mcp.backends.app_server import (
 )
 from codex_mcp.backends.process import kill_all_now
 from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.nesting import guard_config
+from codex_mcp.profiles import codex_home
 from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
 from codex_mcp.sessions.disk_views import DiskViews
@@ -85,6 +94,12 @@ def _map_policy(policy: str, warnings: list[str]) -> str:
     return policy
 
 
+def _exec_not_supported(what: str) -> CodexMcpError:
+    return CodexMcpError(
+        "EXEC_NOT_SUPPORTED", f"{what} needs the app-server backend; this server runs codex exec"
+    )
+
+
 def _codex_error(method: str, exc: AppServerRequestError) -> CodexMcpError:
     code = "INVALID_ARGUMENT" if exc.code in _INVALID_PARAMS_CODES else "INTERNAL"
     return CodexMcpError(code, f"Codex refused {method}: {exc.message}")
@@ -98,19 +113,16 @@ class SessionManager:
         task_group: TaskGroup,
         codex: CodexExecutable,
         settings: Settings,
-        mode: str,
+        mode: BackendMode | Backend,
         store: StateStore | None = None,
     ) -> None:
         self._tg = task_group
         self._codex = codex
         self._settings = settings
+        self._store = store
         self._child_env = None if store is None else store.child_environment()
         self._persister = None if store is None else SessionPersister(store)
-        self._exec = (
-            ExecDriver(task_group, str(codex.path), self._name_thread, self._child_env, store)
-            if mode == "exec"
-            else None
-        )
+        self._backend = mode if isinstance(mode, Backend) else Backend.fixed(ModeChoice(mode, "given"))
         self._sessions: dict[str, Session] = {}
         self._by_thread: dict[str, Session] = {}
         self._children = ChildPool(task_group, str(codex.path), self, env=self._child_env, ledger=store)
@@ -122,6 +134,11 @@ class SessionManager:
         )
         # One adoption at a time: two calls for the same orphan must not load it twice.
         self._disk_lock = anyio.Lock()
+        # Set once the backend is known to be exec; None while it is app-server or not known yet.
+        self._exec: ExecDriver | None = None
+        known = self._backend.current
+        if known is not None and known.mode == "exec":
+            self._use_exec()
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -131,7 +148,7 @@ class SessionManager:
         cls,
         codex: CodexExecutable,
         settings: Settings,
-        mode: str = "app-server",
+        mode: BackendMode | Backend = "app-server",
         store: StateStore | None = None,
     ) -> AsyncGenerator[SessionManager]:
         """A manager whose children and tasks all end when the context exits.
@@ -169,6 +186,56 @@ class SessionManager:
             for session in self.sessions():
                 self._persister.write(session)
         kill_all_now()
+
+    # --- backend -----------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The backend of this manager's sessions (settled on first need)."""
+        return self._backend
+
+    def _use_exec(self) -> None:
+        """Run sessions on `codex exec` from now on (a forced or detected mode, or a fallback)."""
+        if self._exec is not None:
+            return
+        self._exec = ExecDriver(
+            self._tg, str(self._codex.path), self._name_thread, self._child_env, self._store
+        )
+        for session in self._sessions.values():
+            if session.backend == "app-server":
+                session.backend = "exec"
+                session.connection_key = "exec"
+
+    async def _ensure_backend(self) -> None:
+        """Settle the backend (probing Codex the first time); on exec, use it."""
+        choice = await self._backend.resolve()
+        if choice.mode == "exec":
+            self._use_exec()
+
+    async def _app_server(self, key: str) -> AppServerConnection | None:
+        """The live child of `key`, started if needed; None when its start showed that this Codex
+        has no app-server (sessions then run on exec).
+
+        Raises:
+            CodexMcpError: APP_SERVER_START_FAILED when the child did not start (and this Codex has
+                an app-server, or may have).
+        """
+        try:
+            connection = await self._children.connection(key)
+        except CodexMcpError as exc:
+            if exc.code != "APP_SERVER_START_FAILED":
+                raise
+            choice = await self._backend.spawn_failed(exc.message)
+            if choice.mode != "exec":
+                raise
+            self._use_exec()
+            return None
+        self._backend.spawn_worked()
+        return connection
+
+    def _guarded(self, cwd: str, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`config` plus the recursion guard for a Codex child working in `cwd`."""
+        return guard_config(codex_home(), cwd, config, self._settings.nesting)
 
     def _end_running_turns(self) -> None:
         """Close the turns the drain left running: their children are about to stop."""
@@ -438,9 +505,7 @@ class SessionManager:
 
     def _not_in_exec(self, what: str) -> None:
         if self._exec is not None:
-            raise CodexMcpError(
-                "EXEC_NOT_SUPPORTED", f"{what} needs the app-server backend; this server runs codex exec"
-            )
+            raise _exec_not_supported(what)
 
     def _start_exec_turn(self, session: Session, turn: TurnRequest, warnings: list[str]) -> None:
         assert self._exec is not None
@@ -454,12 +519,16 @@ class SessionManager:
             effort=turn.effort,
             summary=turn.summary,
             warnings=warnings,
+            config=self._guarded(session.settings.cwd, session.settings.config),
         )
 
     async def start(self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str]) -> Session:
         """Start a thread and its first turn; returns once Codex accepted the turn."""
-        if self._exec is not None:
-            settings.approval_policy = _map_policy(settings.approval_policy, warnings)
+        await self._ensure_backend()
+        key = self._spawn_key()
+        connection = None if self._exec is not None else await self._app_server(key)
+        settings.approval_policy = _map_policy(settings.approval_policy, warnings)
+        if connection is None:
             session = Session(
                 session_id=f"sess_{uuid.uuid4().hex[:12]}",
                 thread_id=placeholder_thread_id(),
@@ -471,9 +540,6 @@ class SessionManager:
             self._register(session)
             self._start_exec_turn(session, turn, warnings)
             return session
-        key = self._spawn_key()
-        connection = await self._children.connection(key)
-        settings.approval_policy = _map_policy(settings.approval_policy, warnings)
         thread_params: dict[str, Any] = {
             "cwd": settings.cwd,
             "approvalPolicy": settings.approval_policy,
@@ -481,7 +547,7 @@ class SessionManager:
         }
         optional = {
             "model": settings.model,
-            "config": settings.config,
+            "config": self._guarded(settings.cwd, settings.config),
             "baseInstructions": settings.base_instructions,
             "developerInstructions": settings.developer_instructions,
             "personality": settings.personality,
@@ -516,12 +582,12 @@ class SessionManager:
             )
         if turn.approval_policy is not None:
             turn.approval_policy = _map_policy(turn.approval_policy, warnings)
-        if self._exec is not None:
-            self._apply_sticky_overrides(session, turn)
+        await self._ensure_backend()
+        connection = None if self._exec is not None else await self._connection_for(session)
+        self._apply_sticky_overrides(session, turn)
+        if connection is None:
             self._start_exec_turn(session, turn, warnings)
             return session
-        connection = await self._connection_for(session)
-        self._apply_sticky_overrides(session, turn)
         await self._start_turn(connection, session, turn)
         return session
 
@@ -532,9 +598,12 @@ class SessionManager:
             if value is not None:
                 setattr(session.settings, name, value)
 
-    async def _connection_for(self, session: Session) -> AppServerConnection:
-        """The live process that has the session's thread loaded, resuming it there if needed."""
-        connection = await self._children.connection(session.connection_key)
+    async def _connection_for(self, session: Session) -> AppServerConnection | None:
+        """The live process that has the session's thread loaded, resuming it there if needed; None
+        when starting that process showed this Codex has no app-server (the session is on exec now)."""
+        connection = await self._app_server(session.connection_key)
+        if connection is None:
+            return None
         if self._children.has_loaded(session.connection_key, session.thread_id):
             return connection
         if session.settings.ephemeral:
@@ -551,6 +620,10 @@ class SessionManager:
         }
         if session.settings.model is not None:
             resume["model"] = session.settings.model
+        # Resuming starts the thread's MCP servers again: the guard goes with it.
+        guard = self._guarded(session.settings.cwd, None)
+        if guard is not None:
+            resume["config"] = guard
         await self._call(connection, "thread/resume", resume)
         self._children.loaded(session.connection_key, session.thread_id)
         return connection
@@ -642,11 +715,19 @@ class SessionManager:
     async def fork(self, session_id: str) -> Session:
         """A new idle session on a fork of this session's thread, in the same Codex process."""
         source = await self.get(session_id)
+        await self._ensure_backend()
         self._not_in_exec("fork")
         if source.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
         connection = await self._connection_for(source)
-        response = await self._call(connection, "thread/fork", {"threadId": source.thread_id})
+        if connection is None:
+            raise _exec_not_supported("fork")
+        fork_params: dict[str, Any] = {"threadId": source.thread_id}
+        # A forked thread starts its MCP servers: the guard goes with it.
+        guard = self._guarded(source.settings.cwd, None)
+        if guard is not None:
+            fork_params["config"] = guard
+        response = await self._call(connection, "thread/fork", fork_params)
         thread_id = str(_field(response, "thread", "id"))
         settings = ThreadSettings(**vars(source.settings))
         fork = Session(
@@ -666,10 +747,13 @@ class SessionManager:
     async def clean_background_terminals(self, session_id: str) -> Session:
         """Stop the background terminals of the session's thread."""
         session = await self.get(session_id)
+        await self._ensure_backend()
         self._not_in_exec("clean_background_terminals")
         if session.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
         connection = await self._connection_for(session)
+        if connection is None:
+            raise _exec_not_supported("clean_background_terminals")
         await self._call(connection, "thread/backgroundTerminals/clean", {"threadId": session.thread_id})
         session.buffer.append(
             "progress",
