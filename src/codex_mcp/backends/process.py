@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
@@ -28,7 +27,7 @@ import anyio.to_thread
 from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from codex_mcp.backends import proc_tree
+from codex_mcp.backends import proc_tree, sweep
 from codex_mcp.linesplit import LineSplitter
 
 logger = logging.getLogger(__name__)
@@ -82,14 +81,13 @@ SPAWN_LEDGER: ContextVar[SpawnLedger | None] = ContextVar("codex_mcp_spawn_ledge
 
 # Every child of this process that has not been stopped yet, for `kill_all_now`.
 _LIVE: set[ChildProcess] = set()
-# After SIGKILL, how long `kill_all_now` waits for the processes to be gone.
-_KILL_NOW_WAIT_S: Final = 0.2
 
 
-def kill_all_now() -> list[int]:
-    """SIGKILL every child we started and everything they started, and wait (briefly) until they are
-    gone; for a server stopping within the 100 ms its client allows. Returns the pids signalled."""
-    return ChildProcess.kill_all_now()
+def kill_all_now() -> None:
+    """SIGKILL every child we started, now, for a server that must be gone within the ~100 ms its
+    client allows; a detached sweeper then stops whatever those children had started (see
+    `backends.sweep`), after we have exited."""
+    ChildProcess.kill_all_now()
 
 
 class ChildClosedError(Exception):
@@ -161,20 +159,17 @@ class ChildProcess:
                         tg.cancel_scope.cancel()
 
     @staticmethod
-    def kill_all_now() -> list[int]:
+    def kill_all_now() -> None:
         """See the module function `kill_all_now`."""
-        victims: proc_tree.ProcessSnapshot = {}
-        tags: set[bytes] = set()
+        tree: proc_tree.ProcessSnapshot = {}
+        tags: list[str] = []
         for child in list(_LIVE):
             child._signal_group(signal.SIGKILL)
-            victims |= child._tree
-            tags.add(child._tag_entry)
-        victims = proc_tree.expand(victims) | proc_tree.tagged_any(tags)
-        proc_tree.signal_all(victims, signal.SIGKILL)
-        deadline = time.monotonic() + _KILL_NOW_WAIT_S
-        while proc_tree.alive(victims) and time.monotonic() < deadline:
-            time.sleep(_SURVIVOR_POLL_S / 4)
-        return sorted(victims)
+            tree |= child._tree
+            tags.append(child._tag_entry.decode())
+        proc_tree.signal_all(tree, signal.SIGKILL)
+        if tree or tags:
+            sweep.start_detached(tree, tags)
 
     # --- public surface -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import pytest
 from tests.e2e.client import server_env
 from tests.e2e.clients.plans import ALL_TOOLS, check_all_tools_answers
 from tests.e2e.processes import live_processes_with_env
+from tests.harness.claude_code import run_claude
 from tests.harness.codex_client import (
     create_client_env,
     exec_events,
@@ -25,9 +26,11 @@ from tests.harness.codex_client import (
     tool_outputs,
 )
 from tests.harness.codex_env import CodexEnv, run_exec
+from tests.harness.messages_model import TOOL_SEARCH, MessagesModelServer
 from tests.harness.mock_model import MockModelServer, json_object
 from tests.harness.npm_clients import NpmClients
 from tests.harness.plans import call, final_text, plan_prompt
+from tests.harness.scenarios import PLAIN_TEXT
 
 pytestmark = [pytest.mark.real_codex, pytest.mark.real_clients]
 
@@ -83,3 +86,79 @@ def test_without_default_tools_approval_mode_codex_exec_refuses_every_tool_but_t
     setup, listed = tool_outputs(plan_requests(mock_model)[-1])
     assert json.loads(_output_json_text(setup))["codex"]["found"] is True  # readOnlyHint: true
     assert NEEDS_APPROVAL in listed
+
+
+def test_one_global_codex_config_with_our_entry_required_serves_codex_and_our_own_children(
+    npm_clients: NpmClients, mock_model: MockModelServer, codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    """A user's ~/.codex/config.toml holds our entry with `required = true`; the Codex children we
+    start read that same file. The recursion guard keeps them from starting another codex-mcp, so
+    their threads start, and Codex's default start-up grace is not even needed."""
+    outer_root = tmp_path / "outer"
+    shared_home = outer_root / "codex-home"
+    env = server_env(codex_env)
+    env["CODEX_HOME"] = str(shared_home)
+    outer = create_client_env(outer_root, mock_model, npm_clients.codex, env, required=True)
+    plan = (
+        call(
+            "codex",
+            prompt="scenario:plain through the global config",
+            approvalPolicy="never",
+            sandbox="read-only",
+            advanced={"waitForResult": 30000},
+        ),
+    )
+    done = run_exec(outer, plan_prompt(plan, "scenario:plan Call the tools of this plan in order."))
+    assert done.returncode == 0, done.stderr[-3000:]
+    [seen] = tool_outputs(plan_requests(mock_model)[-1])
+    answer = json.loads(_output_json_text(seen))
+    assert answer["status"] == "idle", answer
+    assert answer["result"]["text"] == PLAIN_TEXT
+    # Only the outer Codex started a codex-mcp: none ran with the inner children's environment.
+    assert live_processes_with_env(f"CODEX_HOME={shared_home}") == []
+
+
+def test_two_real_clients_share_one_state_directory_and_the_second_continues_the_first_ones_session(
+    npm_clients: NpmClients,
+    messages_model: MessagesModelServer,
+    mock_model: MockModelServer,
+    codex_env: CodexEnv,
+    tmp_path: Path,
+) -> None:
+    """Claude Code starts a session; once it has stopped its server, Codex (another client on the same
+    machine and state directory) lists that session, adopts it and continues its thread."""
+    env = server_env(codex_env)
+    first = (
+        call(
+            "codex",
+            prompt="scenario:plain remember HARRIER",
+            approvalPolicy="never",
+            sandbox="read-only",
+            advanced={"waitForResult": 30000},
+        ),
+    )
+    run = run_claude(
+        npm_clients.claude,
+        messages_model,
+        plan_prompt(first, "Call the tools of this plan in order."),
+        root=tmp_path / "claude",
+        server_env=env,
+        cwd=codex_env.workspace,
+    )
+    assert run.returncode == 0, run.stderr
+    [use] = [u for u in messages_model.planned_requests()[-1].tool_uses() if u.name != TOOL_SEARCH]
+    session_id = json.loads(use.result or "{}")["sessionId"]
+
+    second = (
+        call("codex_session", action="list"),
+        call("codex_reply", sessionId="$SESSION", prompt="scenario:plain what was it?", waitForResult=30000),
+    )
+    outer = create_client_env(tmp_path / "outer", mock_model, npm_clients.codex, env, required=True)
+    done = run_exec(outer, plan_prompt(second, "scenario:plan Call the tools of this plan in order."))
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed, replied = (json.loads(_output_json_text(s)) for s in tool_outputs(plan_requests(mock_model)[-1]))
+    [entry] = listed["sessions"]
+    assert (entry["sessionId"], entry["ownership"]) == (session_id, "none")
+    assert replied["status"] == "idle", replied
+    inner = [r for r in mock_model.responses_requests() if r.scenario == "plain"]
+    assert "HARRIER" in json.dumps(inner[-1].input_items)  # the reply continued the first thread
