@@ -2,9 +2,9 @@
 
 Valid arguments: each property's values come from hypothesis-jsonschema on that property's own
 schema, and objects are assembled here (hypothesis-jsonschema re-merges an object schema on every
-draw, which is 10-100x slower than `fixed_dictionaries`). The cross-field rules, `allOf` entries of
-if/then/else on the values of `action` and `decision`, become one branch per combination of those
-values. Some values are slots (`@idle`, `@request`, `@workspace`, ...) that the runner replaces with
+draw, which is 10-100x slower than `fixed_dictionaries`). The cross-field rules (the tool's rules
+file, schemas/tools/rules/, published apart from its input schema), `allOf` entries of if/then/else
+on the values of `action` and `decision`, become one branch per combination of those values. Some values are slots (`@idle`, `@request`, `@workspace`, ...) that the runner replaces with
 a live session, its pending request, or an existing directory, image or profile, so that valid calls
 reach more than SESSION_NOT_FOUND. Waits are capped at MAX_WAIT_MS, since a wait is real time.
 
@@ -36,7 +36,7 @@ import mcp_types as types
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from codex_mcp.wire.tools import tool_definition
+from codex_mcp.wire.tools import tool_definition, tool_rules
 
 Json = Any
 Schema = dict[str, Any]
@@ -183,7 +183,7 @@ class ToolArguments:
         self._defs: dict[str, Schema] = self.schema.get("$defs", {})
         self._wire_safe = wire_safe
         self._deepest = DEEP_MAX_ON_THE_WIRE if wire_safe else DEEP_MAX
-        self._rules = [_rule(entry) for entry in self.schema.get("allOf", [])]
+        self._rules = [_rule(entry) for entry in (tool_rules(tool, "input") or {}).get("allOf", [])]
         self._cache: dict[tuple[str, str], st.SearchStrategy[Json] | None] = {}
         self._valid_arguments = st.one_of(
             [
@@ -607,17 +607,24 @@ class World:
 
 
 def _status(result: types.CallToolResult) -> str:
-    return str(cast(dict[str, Any], result.structured_content)["session"]["status"])
+    return str(cast(dict[str, Any], result.structured_content)["status"])
 
 
 @cache
-def _validator(tool: str) -> Any:
-    return jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"])
+def _validators(tool: str) -> list[Any]:
+    """The tool's published input schema and its published rules, each as a validator."""
+    rules = tool_rules(tool, "input")
+    schemas = [tool_definition(tool)["inputSchema"], *([rules] if rules is not None else [])]
+    return [jsonschema.Draft202012Validator(schema) for schema in schemas]
 
 
 def schema_errors(tool: str, arguments: dict[str, Any]) -> list[str]:
-    """How `arguments` break the tool's published input schema."""
-    return [f"{list(error.path)}: {error.message[:200]}" for error in _validator(tool).iter_errors(arguments)]
+    """How `arguments` break the tool's published input schema or rules."""
+    return [
+        f"{list(error.path)}: {error.message[:200]}"
+        for validator in _validators(tool)
+        for error in validator.iter_errors(arguments)
+    ]
 
 
 def check_valid(world: World, tool: str, case: Case, outcomes: Counter[str]) -> None:

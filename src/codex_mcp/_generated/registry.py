@@ -2,10 +2,10 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 0445b35051367a254639c3474c1142fa8f0dd9d0dd2791c80c760729cfa3afc8
-# source: schemas/tools/codex_check.json sha256 4042ec4ec2b64935ae258426809908fc8dc1a83e21cc1e807770b61a429668b7
-# source: schemas/tools/codex_reply.json sha256 b0af28092cd103ce76a6a46cbe5d7c5c50d1ead9c6693c286941939631c6e885
-# source: schemas/tools/codex_session.json sha256 2d9368cae044f2445c205649bbfb7576fba7fca729f22f5234e7f8fb26c0c93b
+# source: schemas/tools/codex.json sha256 16881f5def2d14ac126c3472abfa6597d3ac0a9848cf75fd2440a6f041c6fb7b
+# source: schemas/tools/codex_check.json sha256 a652e7d98b51d3eaab47bf22f7d395fdd16cd2bbef339f8f2f9d878e71c80ca4
+# source: schemas/tools/codex_reply.json sha256 ae81982a061c01202ce134af22cde226c2c893bc3c3d4aec4808d0f7604191fe
+# source: schemas/tools/codex_session.json sha256 49e077402a9db2f044464ddab23f37d64abe3720a334e7178706858868afdee9
 # source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false

@@ -127,6 +127,9 @@ class Session:
     cancelled_reason: str | None = None
     turn_finished: anyio.Event = field(default_factory=anyio.Event)
     ttl_warned: bool = False
+    # The call that started the current turn was cancelled before it returned (a client's tool
+    # timeout): its caller may never have seen the session id, so `list` points the session out.
+    started_by_cancelled_call: bool = False
     # Turns already given a result, so a late `turn/completed` for one of them changes nothing.
     ended_turn_ids: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
@@ -148,6 +151,7 @@ class Session:
         self.result = None
         self.completed_at = None
         self.turn_finished = anyio.Event()
+        self.started_by_cancelled_call = False
         self.touch()
 
     def refresh_status(self) -> None:
@@ -232,6 +236,8 @@ class Session:
             info["cancelledAt"] = self.cancelled_at
         if self.cancelled_reason is not None:
             info["cancelledReason"] = self.cancelled_reason
+        if self.started_by_cancelled_call:
+            info["startedByCancelledCall"] = True
         if include_sensitive:
             info["threadId"] = self.thread_id
             info["cwd"] = self.settings.cwd
