@@ -8,12 +8,18 @@ reference's `types.ts`. A field with `?` may be absent; every other field must b
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any, Final
 
+import jsonschema
 import pytest
 
+from codex_mcp.sessions import approvals
+from codex_mcp.sessions.session import ACTION_PARAMS, PendingRequest
 from codex_mcp.wire.tools import output_problems, tool_definition, tool_rules
+from tests.contract.schema_check import error_texts
 
 Schema = dict[str, Any]
 
@@ -55,6 +61,11 @@ REFERENCE_RETURNS: Final[list[tuple[str, str | None, str]]] = [
         " cursorResetTo?, events, nextCursor, actions?, result? }",
     ),
 ]
+
+
+TRANSCRIPTS: Final = Path(__file__).parent / "transcripts" / "app_server"
+# The tools whose output carries `actions[]` (the same `Action` definition in each).
+ACTION_TOOLS: Final = ("codex", "codex_reply", "codex_check")
 
 
 def _fields(line: str) -> list[tuple[str, bool]]:
@@ -149,3 +160,99 @@ def test_the_output_rules_are_checked_with_the_output_schema() -> None:
     assert output_problems(
         "codex_session", {"action": "fork", "sessionId": "s", "threadId": "t", "status": "idle"}
     )
+
+
+def _action(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The `actions[]` entry we show for one request Codex sent."""
+    interactive = approvals.INTERACTIVE[method]
+    return PendingRequest(
+        request_id="req_1a2b3c4d",
+        codex_id=0,
+        method=method,
+        action_type=interactive.action_type,
+        kind=interactive.kind,
+        params=params,
+        created_at="2026-01-01T00:00:00.000+00:00",
+        expires_at="2026-01-01T00:01:00.000+00:00",
+        available_decisions=approvals.offered_decisions(params),
+    ).to_action()
+
+
+def _closed_action_validator(tool: str) -> Any:
+    """Our `Action` definition with no room for undeclared fields: each field we show is declared."""
+    defs: Schema = tool_definition(tool)["outputSchema"]["$defs"]
+    return jsonschema.Draft202012Validator(
+        {"$defs": defs, **defs["Action"], "additionalProperties": False},
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def _recorded_requests() -> list[tuple[str, dict[str, Any]]]:
+    """(method, params) of every interactive request the real Codex sent in the transcripts."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(TRANSCRIPTS.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record: dict[str, Any] = json.loads(line)
+            message: dict[str, Any] = record["msg"]
+            if record["dir"] == "in" and message.get("method") in approvals.INTERACTIVE:
+                found.append((str(message["method"]), dict(message["params"])))
+    return found
+
+
+# A command approval with every field Codex 0.163 may send (CommandExecutionRequestApprovalParams).
+FULL_COMMAND_APPROVAL: Final[dict[str, Any]] = {
+    "kind": "command",
+    "threadId": "00000000-0000-7000-8000-000000000002",
+    "turnId": "00000000-0000-7000-8000-000000000003",
+    "itemId": "call_shell_1",
+    "approvalId": "00000000-0000-7000-8000-000000000004",
+    "startedAtMs": 1795487575442,
+    "environmentId": "local",
+    "reason": "needs the network",
+    "command": "curl -sI https://example.com",
+    "cwd": "/workspace",
+    "commandActions": [{"type": "unknown", "command": "curl -sI https://example.com"}],
+    "proposedExecpolicyAmendment": ["curl", "-sI"],
+    "proposedNetworkPolicyAmendments": [{"action": "allow", "host": "example.com"}],
+    "networkApprovalContext": {"host": "example.com", "protocol": "https"},
+    "additionalPermissions": {"network": {"enabled": True}},
+    "availableDecisions": ["accept", "decline", "cancel"],
+}
+
+
+def test_the_recorded_requests_include_a_command_approval_and_a_question() -> None:
+    methods = {method for method, _ in _recorded_requests()}
+    assert {"item/commandExecution/requestApproval", "item/tool/requestUserInput"} <= methods
+
+
+@pytest.mark.parametrize("tool", ACTION_TOOLS)
+def test_every_field_an_action_shows_is_declared_in_our_action_schema(tool: str) -> None:
+    validator = _closed_action_validator(tool)
+    shown = [_action(method, params) for method, params in _recorded_requests()]
+    shown.append(_action("item/commandExecution/requestApproval", FULL_COMMAND_APPROVAL))
+    for action in shown:
+        assert error_texts(validator, action) == [], action["kind"]
+
+
+def test_a_command_approval_shows_what_the_reference_shows_at_the_top_of_its_action() -> None:
+    [recorded] = [
+        params
+        for method, params in _recorded_requests()
+        if method == "item/commandExecution/requestApproval" and "commandActions" in params
+    ][:1]
+    action = _action("item/commandExecution/requestApproval", recorded)
+    # "For command approvals, actions[] may include commandActions and proposedExecpolicyAmendment".
+    assert action["commandActions"] == recorded["commandActions"]
+    assert action["proposedExecpolicyAmendment"] == recorded["proposedExecpolicyAmendment"]
+    assert action["command"] == recorded["command"]
+    assert action["params"] == recorded
+
+
+def test_every_param_an_action_copies_is_declared_alike_in_each_tool() -> None:
+    full = _action("item/commandExecution/requestApproval", FULL_COMMAND_APPROVAL)
+    assert set(ACTION_PARAMS) - {"questions"} <= set(full)
+    copies = [tool_definition(tool)["outputSchema"]["$defs"]["Action"] for tool in ACTION_TOOLS]
+    for name in ACTION_PARAMS:
+        assert all(copy["properties"][name] == copies[0]["properties"][name] for copy in copies), name

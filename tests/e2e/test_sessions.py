@@ -87,6 +87,9 @@ async def test_an_accepted_command_approval_runs_the_command(codex_env: CodexEnv
         action = started["actions"][0]
         assert action["kind"] == "command"
         assert action["type"] == "approval"
+        # The reference shows these at the top of a command approval's action, for review UIs.
+        assert action["commandActions"] == action["params"]["commandActions"]
+        assert action["proposedExecpolicyAmendment"] == action["params"]["proposedExecpolicyAmendment"]
         answered = await mcp.call(
             "codex_check",
             {

@@ -2,9 +2,9 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 16881f5def2d14ac126c3472abfa6597d3ac0a9848cf75fd2440a6f041c6fb7b
-# source: schemas/tools/codex_check.json sha256 a652e7d98b51d3eaab47bf22f7d395fdd16cd2bbef339f8f2f9d878e71c80ca4
-# source: schemas/tools/codex_reply.json sha256 ae81982a061c01202ce134af22cde226c2c893bc3c3d4aec4808d0f7604191fe
+# source: schemas/tools/codex.json sha256 bda003f88d081bf11214b19e4cea053a77aa6d858c5c28128af3a3722a1ba23c
+# source: schemas/tools/codex_check.json sha256 fec7782936f43e3deba192529fc6db3c290dde9df46c2b3f1be5603fe05bded2
+# source: schemas/tools/codex_reply.json sha256 a9a5cf26fc9f773f5109342acb68378213aff03ffb2a579c8da2e69df027ffff
 # source: schemas/tools/codex_session.json sha256 49e077402a9db2f044464ddab23f37d64abe3720a334e7178706858868afdee9
 # source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
 # generator: datamodel-code-generator 0.89.0; lookup tables

@@ -40,6 +40,24 @@ class ThreadSettings:
     developer_instructions: str | None = None
 
 
+# The request params a caller reviews and answers with, copied from `params` to the top of the action
+# (the reference shows `commandActions` and `proposedExecpolicyAmendment` there too). Each is declared
+# in the `Action` schema of codex, codex_reply and codex_check.
+ACTION_PARAMS: Final = (
+    "itemId",
+    "reason",
+    "questions",
+    "command",
+    "cwd",
+    "approvalId",
+    "commandActions",
+    "proposedExecpolicyAmendment",
+    "proposedNetworkPolicyAmendments",
+    "networkApprovalContext",
+    "additionalPermissions",
+)
+
+
 @dataclass
 class PendingRequest:
     """A request from Codex waiting for the caller's answer."""
@@ -65,7 +83,7 @@ class PendingRequest:
             "createdAt": self.created_at,
             "expiresAt": self.expires_at,
         }
-        for key in ("itemId", "reason", "questions", "command", "cwd"):
+        for key in ACTION_PARAMS:
             value = self.params.get(key)
             if value is not None:
                 action[key] = value

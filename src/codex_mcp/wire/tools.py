@@ -124,9 +124,10 @@ _MAX_LISTED_PROBLEMS = 3
 def parse_input(name: str, arguments: dict[str, Any]) -> Any:
     """`arguments` as the tool's generated input model, or INVALID_ARGUMENT naming the field.
 
-    The strict model check is the fast path (microseconds); the published schema is consulted for
-    the cross-field rules and the keywords the model cannot hold (`uniqueItems`), and to word the
-    error when the model refuses.
+    The strict model check is the fast path (microseconds); it takes only the published names.
+    Then the tool's published rules (schemas/tools/rules/) and the keywords the model cannot hold
+    (`uniqueItems`) are checked, and the published schema words the error when the model refuses
+    (an unknown field says where it belongs when the tool declares it elsewhere).
 
     Raises:
         CodexMcpError: INVALID_ARGUMENT with `field` set.
@@ -176,7 +177,8 @@ def _pydantic_problem(exc: ValidationError) -> tuple[str, str]:
 
 
 def input_problems(name: str, arguments: object) -> list[tuple[str, str]]:
-    """(field, message) for each way `arguments` breaks the tool's published input schema, worst first."""
+    """(field, message) for each way `arguments` breaks the tool's published input schema or its
+    rules, worst first."""
     errors = list(_validator(name, "input").iter_errors(arguments))
     if not errors:
         return []
