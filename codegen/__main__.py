@@ -69,7 +69,11 @@ def build_outputs() -> dict[Path, str]:
     generated = paths.GENERATED_DIR
     return {
         generated / "tool_definitions.py": tools.render_definitions_module(
-            render.header(tool_sources, repo, "our MCP tools as advertised"), tool_sources
+            render.header(
+                [*tool_sources, *tools.rule_files(paths.TOOLS_DIR)], repo, "our MCP tools as advertised"
+            ),
+            tool_sources,
+            paths.TOOLS_DIR,
         ),
         generated
         / "__init__.py": '"""Generated models. Import them through `codex_mcp.wire`, not directly."""\n',

@@ -1,4 +1,4 @@
-"""Combine our tools' published schemas into one schema for the model generator."""
+"""Our tools' published schemas and rules: checked, combined for the model generator, embedded."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from pathlib import Path
 
 from codegen.jsonwalk import JsonSchema, rewrite_refs
 
-# Cross-field rules (`allOf` of if/then) are enforced by validating against the published schema;
-# the generator cannot express them, so they are left out of the models.
-_VALIDATION_ONLY_KEYS = ("allOf", "$schema")
+# Keys the generator has no use for.
+_VALIDATION_ONLY_KEYS = ("$schema",)
+# Top-level keys a published input schema must not have: clients rewrite them. Claude Code flattens
+# a top-level allOf/anyOf into its parameter list and tells the model "all listed parameters apply
+# together", the opposite of per-action rules; those rules live in rules/ instead.
+_UNPORTABLE_KEYS = ("allOf", "anyOf", "oneOf", "if", "then", "else", "not")
+RULE_KINDS = ("input", "output")
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,46 @@ def tool_files(tools_dir: Path) -> list[Path]:
     return sorted(path for path in tools_dir.glob("*.json") if path.name != "error.json")
 
 
+def rule_files(tools_dir: Path) -> list[Path]:
+    """The cross-field rule files, `rules/<tool>.<input|output>.json`, sorted."""
+    return sorted((tools_dir / "rules").glob("*.json"))
+
+
+def portability_problems(tool: JsonSchema) -> list[str]:
+    """Why a tool's input schema would be misread by a client (empty when it is portable).
+
+    One tool whose `inputSchema` lacks `type: "object"` makes Claude Code drop every tool of the
+    server; a top-level combinator is flattened into a parameter list that says the opposite.
+    """
+    schema: JsonSchema = tool.get("inputSchema", {})
+    problems: list[str] = []
+    if schema.get("type") != "object":
+        problems.append('inputSchema must have type: "object"')
+    problems += [f"inputSchema must not have a top-level {key}" for key in _UNPORTABLE_KEYS if key in schema]
+    return problems
+
+
+def load_rules(tools_dir: Path) -> dict[str, dict[str, JsonSchema]]:
+    """tool -> {"input"|"output": rules schema}, from `rules/`; every file must name a tool and a kind."""
+    tools = {json.loads(path.read_text(encoding="utf-8"))["name"] for path in tool_files(tools_dir)}
+    rules: dict[str, dict[str, JsonSchema]] = {}
+    for path in rule_files(tools_dir):
+        tool, _, kind = path.name.removesuffix(".json").partition(".")
+        if tool not in tools or kind not in RULE_KINDS:
+            raise SystemExit(f"rules/{path.name}: name it <tool>.input.json or <tool>.output.json")
+        rules.setdefault(tool, {})[kind] = json.loads(path.read_text(encoding="utf-8"))
+    return rules
+
+
 def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
     """One schema holding every tool's input and output plus their shared definitions."""
     definitions: dict[str, JsonSchema] = {}
     specs: list[ToolSpec] = []
     for path in tool_files(tools_dir):
         tool = json.loads(path.read_text(encoding="utf-8"))
+        problems = portability_problems(tool)
+        if problems:
+            raise SystemExit(f"{path.name}: {'; '.join(problems)} (cross-field rules go in rules/)")
         titles: list[str] = []
         for key in ("inputSchema", "outputSchema"):
             schema = copy.deepcopy(tool[key])
@@ -58,11 +96,19 @@ def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
     return combined, specs
 
 
-def render_definitions_module(file_header: str, sources: list[Path]) -> str:
-    """A module holding each tool file verbatim, so the installed package advertises exactly it."""
+def _embedded(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    if '"""' in text or "\\\n" in text:
+        raise SystemExit(f"{path.name}: cannot be embedded as a raw string")
+    return f'json.loads(\n        r"""{text.rstrip()}"""\n    )'
+
+
+def render_definitions_module(file_header: str, sources: list[Path], tools_dir: Path) -> str:
+    """A module holding each tool file and rule file verbatim, so the installed package advertises
+    and enforces exactly them."""
     lines = [
         file_header,
-        '"""Our tools exactly as published in schemas/tools/. Generated; do not edit."""',
+        '"""Our tools exactly as published in schemas/tools/, and their rules. Generated; do not edit."""',
         "",
         "import json",
         "from typing import Any, Final",
@@ -70,10 +116,24 @@ def render_definitions_module(file_header: str, sources: list[Path]) -> str:
         "TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {",
     ]
     for path in sources:
-        text = path.read_text(encoding="utf-8")
-        if '"""' in text or "\\\n" in text:
-            raise SystemExit(f"{path.name}: cannot be embedded as a raw string")
-        name = json.loads(text)["name"]
-        lines.append(f'    {name!r}: json.loads(\n        r"""{text.rstrip()}"""\n    ),')
+        name = json.loads(path.read_text(encoding="utf-8"))["name"]
+        lines.append(f"    {name!r}: {_embedded(path)},")
+    lines += [
+        "}",
+        "",
+        "# tool -> kind -> the cross-field rules (schemas/tools/rules/<tool>.<kind>.json) its",
+        "# arguments (input) or results (output) must satisfy besides the tool's own schema.",
+        "TOOL_RULES: Final[dict[str, dict[str, dict[str, Any]]]] = {",
+    ]
+    load_rules(tools_dir)  # checks the names
+    by_tool: dict[str, list[Path]] = {}
+    for path in rule_files(tools_dir):
+        by_tool.setdefault(path.name.partition(".")[0], []).append(path)
+    for tool, paths in by_tool.items():
+        lines.append(f"    {tool!r}: {{")
+        for path in paths:
+            kind = path.name.removesuffix(".json").partition(".")[2]
+            lines.append(f"        {kind!r}: {_embedded(path)},")
+        lines.append("    },")
     lines += ["}", ""]
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from codegen import paths
 from codex_mcp.errors import CODES, CodexMcpError
-from codex_mcp.wire.tools import TOOL_NAMES, parse_input, tool_definition, tool_models
+from codex_mcp.wire.tools import TOOL_NAMES, parse_input, tool_definition, tool_models, tool_rules
 from tests.contract.schema_check import assert_valid, error_texts, objects_matching
 
 TOOL_FILES = sorted(p for p in paths.TOOLS_DIR.glob("*.json") if p.name != "error.json")
@@ -158,23 +158,54 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
         "execpolicy_amendment",
     ),
     ("codex_check", {"action": "respond_user_input", "sessionId": "s", "requestId": "r"}, "answers"),
+    (
+        "codex_check",
+        {
+            "action": "respond_user_input",
+            "sessionId": "s",
+            "requestId": "r",
+            "answers": {},
+            "decision": "accept",
+        },
+        "decision",
+    ),
+    (
+        "codex_check",
+        {
+            "action": "respond_permission",
+            "sessionId": "s",
+            "requestId": "r",
+            "decision": "decline",
+            "answers": {},
+        },
+        "answers",
+    ),
+    (
+        "codex_check",
+        {
+            "action": "respond_permission",
+            "sessionId": "s",
+            "requestId": "r",
+            "decision": "applyNetworkPolicyAmendment",
+        },
+        "network_policy_amendment",
+    ),
     ("codex_session", {"action": "get"}, "sessionId"),
+    ("codex_session", {"action": "fork"}, "sessionId"),
 ]
 
 
 @pytest.mark.parametrize(("tool", "arguments", "field"), REJECTED)
-def test_invalid_arguments_are_rejected_by_the_published_schema_naming_the_field(
+def test_invalid_arguments_are_rejected_by_the_published_schema_and_rules_naming_the_field(
     tool: str, arguments: dict[str, Any], field: str
 ) -> None:
-    validator = jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"])
-    errors = error_texts(validator, arguments)
+    validators = [jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"])]
+    rules = tool_rules(tool, "input")
+    if rules is not None:
+        validators.append(jsonschema.Draft202012Validator(rules))
+    errors = [text for validator in validators for text in error_texts(validator, arguments)]
     assert errors
     assert any(field.rsplit(".", maxsplit=1)[-1] in error for error in errors), errors
-
-
-def _structural(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema without its cross-field `allOf` rules, which the models do not express."""
-    return {key: value for key, value in schema.items() if key != "allOf"}
 
 
 _SETTINGS = settings(
@@ -189,7 +220,7 @@ def test_every_input_the_schema_accepts_parses_into_the_generated_model(tool: st
     input_model, _ = tool_models(tool)
 
     @_SETTINGS
-    @given(objects_matching(_structural(tool_definition(tool)["inputSchema"])))
+    @given(objects_matching(tool_definition(tool)["inputSchema"]))
     def check(arguments: dict[str, Any]) -> None:
         input_model.model_validate(arguments, strict=True)
 

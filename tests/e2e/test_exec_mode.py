@@ -46,8 +46,8 @@ async def test_a_plain_exec_turn_returns_the_agents_answer(codex_env: CodexEnv) 
     assert out["status"] == "idle"
     assert out["result"]["text"] == PLAIN_TEXT
     assert out["result"]["usage"]["totalTokens"] > 0
-    assert info["session"]["backend"] == "exec"
-    assert not info["session"]["threadId"].startswith("exec_thread_")
+    assert info["backend"] == "exec"
+    assert not info["threadId"].startswith("exec_thread_")
 
 
 async def test_an_exec_reply_resumes_the_thread_with_its_context(

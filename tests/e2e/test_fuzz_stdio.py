@@ -38,9 +38,12 @@ from tests.fuzz.strategies import (
     ToolArguments,
     World,
     check_invalid,
+    check_refused,
     check_valid,
     nested,
     summary,
+    tools_with_aliases,
+    tools_with_identifiers,
 )
 from tests.harness.codex_env import CodexEnv
 from tests.harness.fake_app_server import write_fake_codex
@@ -149,6 +152,42 @@ def test_a_sample_of_invalid_arguments_over_stdio_ends_in_invalid_argument_namin
         check()
         world.session("@idle")
     print(summary(tool, "invalid over stdio", outcomes))
+    assert sum(outcomes.values()) >= min(STDIO_EXAMPLES, 10)
+
+
+@pytest.mark.parametrize("tool", tools_with_aliases(TOOL_NAMES))
+def test_a_sample_of_aliases_over_stdio_is_refused_naming_them(tool: str, codex_env: CodexEnv) -> None:
+    outcomes: Counter[str] = Counter()
+    with stdio_world(codex_env) as world:
+
+        @_STDIO_SETTINGS
+        @given(ToolArguments(tool, wire_safe=True).aliases())
+        def check(case: Case) -> None:
+            check_invalid(world, tool, case, outcomes)
+
+        check()
+        world.session("@idle")
+    print(summary(tool, "aliases over stdio", outcomes))
+    assert sum(outcomes.values()) >= min(STDIO_EXAMPLES, 10)
+
+
+@pytest.mark.parametrize("tool", tools_with_identifiers(TOOL_NAMES))
+def test_a_sample_of_bad_identifiers_over_stdio_is_refused_naming_the_field(
+    tool: str, codex_env: CodexEnv
+) -> None:
+    # Lone surrogates are left out: the SDK's client cannot write them (test_bad_identifiers
+    # sends them raw).
+    outcomes: Counter[str] = Counter()
+    with stdio_world(codex_env) as world:
+
+        @_STDIO_SETTINGS
+        @given(ToolArguments(tool, wire_safe=True).bad_identifiers())
+        def check(case: Case) -> None:
+            check_refused(world, tool, case, outcomes)
+
+        check()
+        world.session("@idle")
+    print(summary(tool, "bad identifiers over stdio", outcomes))
     assert sum(outcomes.values()) >= min(STDIO_EXAMPLES, 10)
 
 

@@ -48,5 +48,5 @@ async def test_an_idle_session_is_warned_then_cancelled_then_forgotten(codex_env
     assert len(warnings) == 1
     assert warnings[0]["data"]["reason"] == "idle_timeout"
     assert final["status"] == "cancelled"
-    assert info["session"]["cancelledReason"] == "idle_timeout"
+    assert info["cancelledReason"] == "idle_timeout"
     assert gone.structured_content["error"]["code"] == "SESSION_NOT_FOUND"

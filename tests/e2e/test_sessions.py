@@ -87,6 +87,9 @@ async def test_an_accepted_command_approval_runs_the_command(codex_env: CodexEnv
         action = started["actions"][0]
         assert action["kind"] == "command"
         assert action["type"] == "approval"
+        # The reference shows these at the top of a command approval's action, for review UIs.
+        assert action["commandActions"] == action["params"]["commandActions"]
+        assert action["proposedExecpolicyAmendment"] == action["params"]["proposedExecpolicyAmendment"]
         answered = await mcp.call(
             "codex_check",
             {
@@ -318,10 +321,15 @@ async def test_list_get_and_clean_manage_sessions(codex_env: CodexEnv) -> None:
             "codex_session", {"action": "clean_background_terminals", "sessionId": one["sessionId"]}
         )
     assert {s["sessionId"] for s in listed["sessions"]} == {one["sessionId"], two["sessionId"]}
-    assert "threadId" not in public["session"]
-    assert "cwd" not in public["session"]
-    assert sensitive["session"]["threadId"] == one["threadId"]
-    assert sensitive["session"]["cwd"] == str(codex_env.workspace.resolve())
+    # The session's fields at the top level, as the reference returns them.
+    assert public["action"] == "get"
+    assert public["sessionId"] == one["sessionId"]
+    assert public["status"] == "idle"
+    assert "session" not in public
+    assert "threadId" not in public
+    assert "cwd" not in public
+    assert sensitive["threadId"] == one["threadId"]
+    assert sensitive["cwd"] == str(codex_env.workspace.resolve())
     assert preview["matchedSessionIds"] == [two["sessionId"]]
     assert preview["removedCount"] == 0
     assert cleaned["removedSessionIds"] == [two["sessionId"]]
@@ -398,7 +406,7 @@ async def test_on_failure_is_accepted_and_mapped_with_a_warning(codex_env: Codex
         info = await mcp.call("codex_session", {"action": "get", "sessionId": out["sessionId"]})
     assert out["status"] == "idle"
     assert any("on-failure" in warning for warning in out["compatWarnings"])
-    assert info["session"]["approvalPolicy"] == "on-request"
+    assert info["approvalPolicy"] == "on-request"
 
 
 async def test_a_failed_turn_reports_the_error(codex_env: CodexEnv) -> None:

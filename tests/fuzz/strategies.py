@@ -2,16 +2,23 @@
 
 Valid arguments: each property's values come from hypothesis-jsonschema on that property's own
 schema, and objects are assembled here (hypothesis-jsonschema re-merges an object schema on every
-draw, which is 10-100x slower than `fixed_dictionaries`). The cross-field rules, `allOf` entries of
-if/then/else on the values of `action` and `decision`, become one branch per combination of those
-values. Some values are slots (`@idle`, `@request`, `@workspace`, ...) that the runner replaces with
-a live session, its pending request, or an existing directory, image or profile, so that valid calls
-reach more than SESSION_NOT_FOUND. Waits are capped at MAX_WAIT_MS, since a wait is real time.
+draw, which is 10-100x slower than `fixed_dictionaries`). The cross-field rules (the tool's rules
+file, schemas/tools/rules/, published apart from its input schema), `allOf` entries of if/then/else
+on the values of `action` and `decision`, become one branch per combination of those values. Some
+values are slots (`@idle`, `@request`, `@workspace`, ...) that the runner replaces with a live
+session, its pending request, or an existing directory, image or profile, so that valid calls reach
+more than SESSION_NOT_FOUND. Waits are capped at MAX_WAIT_MS, since a wait is real time.
 
 Invalid arguments: one mutation of a valid case, and the field it breaks: a value of a wrong type
 (deeply nested ones included), a required field removed, a value outside its enum or pattern, an
 unknown field, a string too long or empty, an integer out of bounds, overflowing or not integral,
 an array too long, too short or with duplicates.
+
+Two classes of their own, each refused naming the field: aliases (a valid case plus the snake_case
+or Python name of a field declared in the same object, at every depth: `session_id`,
+`pollOptions.include_actions`; the schema declares only `sessionId`), and bad identifiers (a
+`sessionId` or `requestId` that breaks the id pattern: path-like, empty, huge, unicode, control
+characters, lone surrogates).
 
 `World` runs cases against a server on the fake Codex (`tests/harness/fake_app_server.py`),
 filling the slots first.
@@ -23,6 +30,7 @@ import itertools
 import json
 import os
 import re
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,8 +43,9 @@ import jsonschema
 import mcp_types as types
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
-from codex_mcp.wire.tools import tool_definition
+from codex_mcp.wire.tools import tool_definition, tool_models, tool_rules
 
 Json = Any
 Schema = dict[str, Any]
@@ -82,6 +91,39 @@ _SLOTS: Final[Mapping[str, tuple[str, ...]]] = {
     "images[]": (IMAGE_SLOT,),
 }
 _OVERFLOWING: Final = (2**31, 2**53 + 1, 2**63, 2**64 + 1, 10**30, -(2**63) - 1, -(10**30))
+# What an id we hand out looks like (the schemas' pattern and length, read as ECMA-262 reads it:
+# `$` ends the text, so a trailing newline is refused too).
+ID_FORM: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID_FIELDS: Final = ("sessionId", "requestId")
+# Ids no client should get past us: a path, a traversal, a URL-encoded one, a drive, a home.
+_PATH_LIKE_IDS: Final = (
+    "../../etc",
+    "..",
+    ".",
+    "/etc/passwd",
+    "sess_1/../../x",
+    "a/b",
+    "a\\b",
+    "%2e%2e%2f",
+    "C:\\Windows",
+    "~root",
+    "sess_1\n",
+    "\nsess_1",
+    "sess 1",
+    "sess_1\x00",
+    "sess.1",
+    "",
+)
+_UNICODE_IDS: Final = (
+    "sess_é",
+    "🙂",
+    "\uff53\uff45\uff53\uff53_\uff11",  # full-width letters and digit
+    "sess\u202e1",
+    "\ufeffsess_1",
+    "sess_\u0301",
+)
+# Lone surrogates: JSON can carry them as escapes (`"\\ud800"`), no UTF-8 encoder can write them.
+_SURROGATE_IDS: Final = ("sess_\ud800", "\udfff", "a\udc00b")
 _ABSENT: Final = object()
 _ANY_VALUES: Final[list[Json]] = [1, "x", None, {"a": []}]
 
@@ -183,8 +225,9 @@ class ToolArguments:
         self._defs: dict[str, Schema] = self.schema.get("$defs", {})
         self._wire_safe = wire_safe
         self._deepest = DEEP_MAX_ON_THE_WIRE if wire_safe else DEEP_MAX
-        self._rules = [_rule(entry) for entry in self.schema.get("allOf", [])]
+        self._rules = [_rule(entry) for entry in (tool_rules(tool, "input") or {}).get("allOf", [])]
         self._cache: dict[tuple[str, str], st.SearchStrategy[Json] | None] = {}
+        self._alias_names = _alias_names(tool)
         self._valid_arguments = st.one_of(
             [
                 self._object(self.schema, fixed, required, forbidden)
@@ -305,6 +348,48 @@ class ToolArguments:
                 )
             )
         return st.one_of(options)
+
+    # --- aliases ----------------------------------------------------------------------------
+
+    def aliases(self) -> st.SearchStrategy[Case]:
+        """A valid case plus, in one of its objects (made when absent), the snake_case or Python name
+        of a field that object declares. The schema declares no such name: refused naming it."""
+        return self._valid_arguments.flatmap(self._alias_mutations)
+
+    def _alias_mutations(self, arguments: dict[str, Any]) -> st.SearchStrategy[Case]:
+        options: list[st.SearchStrategy[Case]] = []
+        places = list(self._closed_objects(arguments, self.schema, ()))
+        properties: dict[str, Schema] = self.schema["properties"]
+        for name, sub in properties.items():
+            nested = self._resolve(sub)
+            if name not in arguments and "properties" in nested and not nested.get("required"):
+                places.append(((name,), nested))
+        for where, schema in places:
+            known = set(schema.get("properties", {}))
+            aliases = sorted({alias for name in known for alias in self._alias_names.get(name, ())} - known)
+            if aliases:
+                options.append(
+                    st.tuples(st.sampled_from(aliases), st.sampled_from(_ANY_VALUES)).map(
+                        lambda pair, where=where: Case(
+                            _put(arguments, (*where, pair[0]), pair[1]),
+                            f"alias@{json_path(where) or 'top'}",
+                            json_path((*where, pair[0])),
+                        )
+                    )
+                )
+        assert options, f"{self.tool}: a valid case with no object to put an alias in"
+        return st.one_of(options)
+
+    # --- bad identifiers --------------------------------------------------------------------
+
+    def bad_identifiers(self) -> st.SearchStrategy[Case]:
+        """A valid case whose `sessionId` or `requestId` (set where absent) is no id we hand out:
+        refused naming the field, whatever the action."""
+        ids = [name for name in _ID_FIELDS if name in self.schema["properties"]]
+        values = bad_names(wire_safe=self._wire_safe).filter(lambda text: not ID_FORM.fullmatch(text))
+        return st.tuples(self._valid_arguments, st.sampled_from(ids), values).map(
+            lambda triple: Case(_put(triple[0], (triple[1],), triple[2]), "bad_identifier", triple[1])
+        )
 
     @staticmethod
     def _replace(
@@ -464,6 +549,77 @@ def _repeat(pair: tuple[int, str]) -> str:
     return pair[1] * pair[0]
 
 
+def _put(arguments: dict[str, Any], where: Where, value: Json) -> dict[str, Any]:
+    """A copy of `arguments` with `value` at `where`, the objects on the way made when absent."""
+    root: dict[str, Any] = dict(arguments)
+    container: Any = root
+    for part in where[:-1]:
+        current: Any = container[part] if isinstance(part, int) else container.get(part, {})
+        child: Any = list(cast(list[Json], current)) if isinstance(current, list) else dict(current)
+        container[part] = child
+        container = child
+    container[where[-1]] = value
+    return root
+
+
+def tools_with_aliases(tools: Iterable[str]) -> list[str]:
+    """The tools whose input declares a field a client could send under another name."""
+    return [tool for tool in tools if _alias_names(tool)]
+
+
+def tools_with_identifiers(tools: Iterable[str]) -> list[str]:
+    """The tools that take a session or request id."""
+    return [
+        tool for tool in tools if set(_ID_FIELDS) & set(tool_definition(tool)["inputSchema"]["properties"])
+    ]
+
+
+def bad_names(*, wire_safe: bool) -> st.SearchStrategy[str]:
+    """Strings no id and no tool name looks like: path-like, empty, huge, unicode (lone surrogates
+    unless `wire_safe`), and random text."""
+    options: list[st.SearchStrategy[str]] = [
+        st.sampled_from(_PATH_LIKE_IDS),
+        st.sampled_from(_UNICODE_IDS),
+        st.tuples(st.integers(65, 1_000_000), st.sampled_from("a_é🙂")).map(_repeat),
+        st.text(max_size=40),
+    ]
+    if not wire_safe:
+        options.append(st.sampled_from(_SURROGATE_IDS))
+    return st.one_of(options)
+
+
+def snake_case(name: str) -> str:
+    """`sessionId` -> `session_id`."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for argument in typing.get_args(annotation):
+        yield from _models_in(argument)
+
+
+@cache
+def _alias_names(tool: str) -> dict[str, frozenset[str]]:
+    """Published field name -> the names a client could send instead (its snake_case form, the
+    generated model's Python name), for every field of the tool's input at every depth."""
+    names: dict[str, set[str]] = {}
+    stack: list[type[BaseModel]] = [tool_models(tool)[0]]
+    seen: set[type[BaseModel]] = set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for python_name, info in model.model_fields.items():
+            published = info.alias or python_name
+            names.setdefault(published, set()).update({python_name, snake_case(published)} - {published})
+            stack.extend(_models_in(info.annotation))
+    return {name: frozenset(others) for name, others in names.items() if others}
+
+
 def _get(value: Json, where: Where) -> Json:
     for part in where:
         value = value[part]
@@ -607,17 +763,24 @@ class World:
 
 
 def _status(result: types.CallToolResult) -> str:
-    return str(cast(dict[str, Any], result.structured_content)["session"]["status"])
+    return str(cast(dict[str, Any], result.structured_content)["status"])
 
 
 @cache
-def _validator(tool: str) -> Any:
-    return jsonschema.Draft202012Validator(tool_definition(tool)["inputSchema"])
+def _validators(tool: str) -> list[Any]:
+    """The tool's published input schema and its published rules, each as a validator."""
+    rules = tool_rules(tool, "input")
+    schemas = [tool_definition(tool)["inputSchema"], *([rules] if rules is not None else [])]
+    return [jsonschema.Draft202012Validator(schema) for schema in schemas]
 
 
 def schema_errors(tool: str, arguments: dict[str, Any]) -> list[str]:
-    """How `arguments` break the tool's published input schema."""
-    return [f"{list(error.path)}: {error.message[:200]}" for error in _validator(tool).iter_errors(arguments)]
+    """How `arguments` break the tool's published input schema or rules."""
+    return [
+        f"{list(error.path)}: {error.message[:200]}"
+        for validator in _validators(tool)
+        for error in validator.iter_errors(arguments)
+    ]
 
 
 def check_valid(world: World, tool: str, case: Case, outcomes: Counter[str]) -> None:
@@ -638,6 +801,18 @@ def check_invalid(world: World, tool: str, case: Case, outcomes: Counter[str]) -
     outcome = outcome_of(world.call(tool, arguments))
     assert (outcome.code, outcome.field) == ("INVALID_ARGUMENT", case.field), (case.kind, outcome)
     outcomes[case.kind] += 1
+
+
+def check_refused(world: World, tool: str, case: Case, outcomes: Counter[str]) -> None:
+    """Call with a case whose id breaks the id form: INVALID_ARGUMENT naming that field, never
+    accepted, never INTERNAL (whatever session or request the slots would have found)."""
+    arguments = world.fill(case.arguments)
+    value = arguments[str(case.field)]
+    assert isinstance(value, str), case
+    assert not ID_FORM.fullmatch(value), "the strategy made a valid id"
+    outcome = outcome_of(world.call(tool, arguments))
+    assert (outcome.code, outcome.field) == ("INVALID_ARGUMENT", case.field), (case.kind, value[:80], outcome)
+    outcomes[f"{outcome.code}({outcome.field})"] += 1
 
 
 def summary(tool: str, kind: str, outcomes: Counter[str]) -> str:

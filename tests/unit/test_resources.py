@@ -98,13 +98,18 @@ def test_every_resource_is_listed_once_under_the_codex_mcp_scheme() -> None:
         assert f"codex-mcp:///schemas/tools/{tool}.output.json" in uris
 
 
-def test_published_schemas_are_exactly_what_tools_list_advertises_and_the_error_file() -> None:
+def test_published_schemas_are_what_tools_list_advertises_their_rules_and_the_error_file() -> None:
     schemas = published_schemas()
     for tool in TOOL_NAMES:
         assert schemas[f"tools/{tool}.input.json"] == tool_definition(tool)["inputSchema"]
         assert schemas[f"tools/{tool}.output.json"] == tool_definition(tool)["outputSchema"]
     assert schemas["tools/error.json"] == json.loads((paths.TOOLS_DIR / "error.json").read_text("utf-8"))
-    assert len(schemas) == 2 * len(TOOL_NAMES) + 1
+    rule_files = sorted((paths.TOOLS_DIR / "rules").glob("*.json"))
+    for path in rule_files:
+        tool, kind, _ = path.name.split(".")
+        assert schemas[f"tools/{tool}.{kind}-rules.json"] == json.loads(path.read_text("utf-8"))
+    assert {"codex_check.input.json", "codex_session.input.json"} <= {path.name for path in rule_files}
+    assert len(schemas) == 2 * len(TOOL_NAMES) + 1 + len(rule_files)
 
 
 def _catalog(codex: CodexExecutable | CodexMcpError = NO_CODEX) -> ResourceCatalog:

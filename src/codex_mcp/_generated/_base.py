@@ -16,11 +16,12 @@ class WireModel(BaseModel):
 
 
 class ToolModel(BaseModel):
-    """Our tools' arguments and results: exactly the fields the published schema lists."""
+    """Our tools' arguments and results: exactly the fields the published schema lists, by the names
+    it lists (`sessionId`, never the Python name `session_id`)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        validate_by_name=True,
+        validate_by_name=False,
         validate_by_alias=True,
         serialize_by_alias=True,
         defer_build=True,

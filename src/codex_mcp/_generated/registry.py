@@ -2,10 +2,10 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 0445b35051367a254639c3474c1142fa8f0dd9d0dd2791c80c760729cfa3afc8
-# source: schemas/tools/codex_check.json sha256 4042ec4ec2b64935ae258426809908fc8dc1a83e21cc1e807770b61a429668b7
-# source: schemas/tools/codex_reply.json sha256 b0af28092cd103ce76a6a46cbe5d7c5c50d1ead9c6693c286941939631c6e885
-# source: schemas/tools/codex_session.json sha256 7622e64eec052a21cf3bbd4d52614d97f683b57e638146b40d83b5b7673074c3
+# source: schemas/tools/codex.json sha256 bda003f88d081bf11214b19e4cea053a77aa6d858c5c28128af3a3722a1ba23c
+# source: schemas/tools/codex_check.json sha256 fec7782936f43e3deba192529fc6db3c290dde9df46c2b3f1be5603fe05bded2
+# source: schemas/tools/codex_reply.json sha256 a9a5cf26fc9f773f5109342acb68378213aff03ffb2a579c8da2e69df027ffff
+# source: schemas/tools/codex_session.json sha256 02fed66033f3e331df105305539d41a6d4a28089d57fb7101618612de65aeebc
 # source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false

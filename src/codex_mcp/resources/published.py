@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final, cast
 
-from codex_mcp.wire.tools import TOOL_NAMES, tool_definition
+from codex_mcp.wire.tools import TOOL_NAMES, tool_definition, tool_rules
 
 # Relative path (as in `codex-mcp:///schemas/<path>` and `schemas export DIR`) of the error shape.
 ERROR_SCHEMA_PATH: Final = "tools/error.json"
@@ -20,12 +20,18 @@ def _error_schema() -> dict[str, Any]:
 
 @cache
 def published_schemas() -> dict[str, dict[str, Any]]:
-    """Relative path -> schema: `tools/<tool>.input.json`, `tools/<tool>.output.json`, the error shape."""
+    """Relative path -> schema: `tools/<tool>.input.json`, `tools/<tool>.output.json`, the cross-field
+    rules the server also enforces (`tools/<tool>.input-rules.json`, `….output-rules.json`), the error
+    shape."""
     schemas: dict[str, dict[str, Any]] = {}
     for name in TOOL_NAMES:
         definition = tool_definition(name)
         schemas[f"tools/{name}.input.json"] = definition["inputSchema"]
         schemas[f"tools/{name}.output.json"] = definition["outputSchema"]
+        for kind in ("input", "output"):
+            rules = tool_rules(name, kind)
+            if rules is not None:
+                schemas[f"tools/{name}.{kind}-rules.json"] = rules
     schemas[ERROR_SCHEMA_PATH] = _error_schema()
     return schemas
 

@@ -40,6 +40,8 @@ _TOOLS: Final[dict[str, Handler]] = {
     "codex_check": handlers.codex_check,
 }
 
+_MAX_SHOWN_NAME: Final = 64
+
 
 @dataclass
 class Running:
@@ -89,8 +91,10 @@ async def _call_tool(
     name = params.name
     try:
         if name not in _TOOLS:
+            # The name is echoed shortened: it may be huge (a fuzzer's, a confused client's).
+            shown = repr(name if len(name) <= _MAX_SHOWN_NAME else name[:_MAX_SHOWN_NAME] + "...")
             raise CodexMcpError(
-                "INVALID_ARGUMENT", f"unknown tool {name!r}; tools: {', '.join(_TOOLS)}", field="name"
+                "INVALID_ARGUMENT", f"unknown tool {shown}; tools: {', '.join(_TOOLS)}", field="name"
             )
         arguments = parse_input(name, dict(params.arguments or {}))
         state = ctx.lifespan_context

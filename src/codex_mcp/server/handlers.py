@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import anyio
+import anyio.lowlevel
+
 from codex_mcp.backend_mode import Backend
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import profile_config
@@ -14,7 +17,7 @@ from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
 from codex_mcp.sessions.ingest import DELTA_METHODS
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
-from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
+from codex_mcp.sessions.session import POLL_RUNNING_MS, TERMINAL, Session, ThreadSettings
 from codex_mcp.sessions.shaping import fit_to_max_bytes, shape_event
 from codex_mcp.wire.tools import (
     CodexCheckInput,
@@ -105,6 +108,8 @@ def _thread_config(profile: str | None, overrides: dict[str, Any] | None) -> dic
 
 async def _finish(session: Session, wait_ms: int | None, warnings: list[str], call: Call) -> dict[str, Any]:
     """The CodexOutput/CodexReplyOutput object, after the optional foreground wait."""
+    # A cancel that came while the turn was starting lands here, where the caller can note it.
+    await anyio.lowlevel.checkpoint()
     if wait_ms:
 
         async def heartbeat(elapsed_s: float) -> None:
@@ -162,8 +167,13 @@ async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
         collaboration_mode=_text(advanced.collaboration_mode) if advanced else None,
     )
     warnings: list[str] = []
-    session = await call.manager.start(settings, turn, warnings)
-    return await _finish(session, advanced.wait_for_result if advanced else None, warnings, call)
+    begun: list[Session] = []
+    try:
+        session = await call.manager.start(settings, turn, warnings, begun.append)
+        return await _finish(session, advanced.wait_for_result if advanced else None, warnings, call)
+    except anyio.get_cancelled_exc_class():
+        _note_cancelled(call, begun)
+        raise
 
 
 async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
@@ -185,8 +195,20 @@ async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
         cwd=cwd,
     )
     warnings: list[str] = []
-    session = await call.manager.reply(args.session_id, turn, warnings)
-    return await _finish(session, args.wait_for_result, warnings, call)
+    begun: list[Session] = []
+    try:
+        session = await call.manager.reply(args.session_id, turn, warnings, begun.append)
+        return await _finish(session, args.wait_for_result, warnings, call)
+    except anyio.get_cancelled_exc_class():
+        _note_cancelled(call, begun)
+        raise
+
+
+def _note_cancelled(call: Call, begun: list[Session]) -> None:
+    """A `codex`/`codex_reply` call cancelled by its client (its tool timeout, most often) or by a
+    shutdown: its caller never gets the session id, so the session it started is marked for `list`."""
+    for session in begun:
+        call.manager.note_cancelled_call(session)
 
 
 def _require_session_id(args: CodexSessionInput) -> str:
@@ -223,11 +245,9 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
         }
     session_id = _require_session_id(args)
     if action == "get":
+        # The session's fields at the top level, as the reference returns them.
         session = await manager.lookup(session_id)
-        return {
-            "action": action,
-            "session": session.public_info(include_sensitive=bool(args.include_sensitive)),
-        }
+        return {"action": action, **session.public_info(include_sensitive=bool(args.include_sensitive))}
     if action == "cancel":
         await manager.cancel(session_id)
         return {"action": action, "success": True, "message": f"session {session_id} cancelled"}
@@ -241,6 +261,8 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
             "sessionId": fork.session_id,
             "threadId": fork.thread_id,
             "status": fork.status,
+            # An idle fork has nothing to poll yet: the interval for once a reply starts a turn.
+            "pollInterval": fork.poll_interval_ms() or POLL_RUNNING_MS,
             "message": f"forked from {session_id}",
         }
     await manager.clean_background_terminals(session_id)

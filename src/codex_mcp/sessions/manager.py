@@ -522,8 +522,18 @@ class SessionManager:
             config=self._guarded(session.settings.cwd, session.settings.config),
         )
 
-    async def start(self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str]) -> Session:
-        """Start a thread and its first turn; returns once Codex accepted the turn."""
+    async def start(
+        self,
+        settings: ThreadSettings,
+        turn: TurnRequest,
+        warnings: list[str],
+        begun: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """Start a thread and its first turn; returns once Codex accepted the turn.
+
+        `begun` is called with the session as soon as its turn has begun, before Codex accepted it:
+        a caller cancelled after that point still has a session to account for.
+        """
         await self._ensure_backend()
         key = self._spawn_key()
         connection = None if self._exec is not None else await self._app_server(key)
@@ -539,6 +549,8 @@ class SessionManager:
             )
             self._register(session)
             self._start_exec_turn(session, turn, warnings)
+            if begun is not None:
+                begun(session)
             return session
         thread_params: dict[str, Any] = {
             "cwd": settings.cwd,
@@ -568,11 +580,17 @@ class SessionManager:
         )
         self._children.loaded(key, thread_id)
         self._register(session)
-        await self._start_turn(connection, session, turn)
+        await self._start_turn(connection, session, turn, begun)
         return session
 
-    async def reply(self, session_id: str, turn: TurnRequest, warnings: list[str]) -> Session:
-        """Start the next turn of an idle or errored session."""
+    async def reply(
+        self,
+        session_id: str,
+        turn: TurnRequest,
+        warnings: list[str],
+        begun: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """Start the next turn of an idle or errored session (`begun`: as for `start`)."""
         session = await self.get(session_id)
         if session.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled; start a new one")
@@ -587,9 +605,21 @@ class SessionManager:
         self._apply_sticky_overrides(session, turn)
         if connection is None:
             self._start_exec_turn(session, turn, warnings)
+            if begun is not None:
+                begun(session)
             return session
-        await self._start_turn(connection, session, turn)
+        await self._start_turn(connection, session, turn, begun)
         return session
+
+    def note_cancelled_call(self, session: Session) -> None:
+        """The call that started `session`'s current turn was cancelled before it returned: its
+        caller may never have seen the session id, so `list` marks the session."""
+        session.started_by_cancelled_call = True
+        logger.info(
+            "the call that started a turn of session %s was cancelled (a client's tool timeout?); "
+            "the turn goes on and codex_session list marks the session",
+            session.session_id,
+        )
 
     @staticmethod
     def _apply_sticky_overrides(session: Session, turn: TurnRequest) -> None:
@@ -628,8 +658,16 @@ class SessionManager:
         self._children.loaded(session.connection_key, session.thread_id)
         return connection
 
-    async def _start_turn(self, connection: AppServerConnection, session: Session, turn: TurnRequest) -> None:
+    async def _start_turn(
+        self,
+        connection: AppServerConnection,
+        session: Session,
+        turn: TurnRequest,
+        begun: Callable[[Session], None] | None,
+    ) -> None:
         session.begin_turn(has_output_schema=turn.output_schema is not None)
+        if begun is not None:
+            begun(session)
         inputs: list[dict[str, Any]] = [{"type": "text", "text": turn.prompt}]
         inputs += [{"type": "localImage", "path": path} for path in turn.images]
         params: dict[str, Any] = {"threadId": session.thread_id, "input": inputs}

@@ -56,6 +56,7 @@ def session_meta(session: Session) -> dict[str, Any]:
         "completedAt": session.completed_at,
         "cancelledAt": session.cancelled_at,
         "cancelledReason": session.cancelled_reason,
+        "startedByCancelledCall": session.started_by_cancelled_call,
         "activeTurnId": session.active_turn_id,
         "endedTurnIds": list(session.ended_turn_ids),
         "lastCursor": session.last_cursor,
@@ -111,6 +112,7 @@ def restore_session(
     session.completed_at = _text(meta, "completedAt")
     session.cancelled_at = _text(meta, "cancelledAt")
     session.cancelled_reason = _text(meta, "cancelledReason")
+    session.started_by_cancelled_call = meta.get("startedByCancelledCall") is True
     session.last_method = _text(meta, "lastMethod")
     session.active_turn_id = _text(meta, "activeTurnId")
     ended = meta.get("endedTurnIds")

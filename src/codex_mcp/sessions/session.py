@@ -41,6 +41,24 @@ class ThreadSettings:
     developer_instructions: str | None = None
 
 
+# The request params a caller reviews and answers with, copied from `params` to the top of the action
+# (the reference shows `commandActions` and `proposedExecpolicyAmendment` there too). Each is declared
+# in the `Action` schema of codex, codex_reply and codex_check.
+ACTION_PARAMS: Final = (
+    "itemId",
+    "reason",
+    "questions",
+    "command",
+    "cwd",
+    "approvalId",
+    "commandActions",
+    "proposedExecpolicyAmendment",
+    "proposedNetworkPolicyAmendments",
+    "networkApprovalContext",
+    "additionalPermissions",
+)
+
+
 @dataclass
 class PendingRequest:
     """A request from Codex waiting for the caller's answer."""
@@ -111,7 +129,7 @@ class PendingRequest:
             "createdAt": self.created_at,
             "expiresAt": self.expires_at,
         }
-        for key in ("itemId", "reason", "questions", "command", "cwd"):
+        for key in ACTION_PARAMS:
             value = self.params.get(key)
             if value is not None:
                 action[key] = value
@@ -180,6 +198,10 @@ class Session:
     ownership: Ownership = "this-server"
     owner: str | None = None
 
+    # The call that started the current turn was cancelled before it returned (a client's tool
+    # timeout): its caller may never have seen the session id, so `list` points the session out.
+    started_by_cancelled_call: bool = False
+
     @property
     def read_only(self) -> bool:
         """A view of a session this server does not own: nothing may change it from here."""
@@ -206,6 +228,7 @@ class Session:
         self.result = None
         self.completed_at = None
         self.turn_finished = anyio.Event()
+        self.started_by_cancelled_call = False
         self.touch()
 
     def refresh_status(self) -> None:
@@ -293,6 +316,8 @@ class Session:
             info["cancelledAt"] = self.cancelled_at
         if self.cancelled_reason is not None:
             info["cancelledReason"] = self.cancelled_reason
+        if self.started_by_cancelled_call:
+            info["startedByCancelledCall"] = True
         if include_sensitive:
             info["threadId"] = self.thread_id
             info["cwd"] = self.settings.cwd

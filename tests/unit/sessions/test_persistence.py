@@ -146,3 +146,14 @@ def test_clean_finds_finished_sessions_on_disk_that_are_no_longer_in_memory(stor
     assert disk_only_matches(store, set(), ["idle", "error"], None) == ["sess_garbled", "sess_idle"]
     assert disk_only_matches(store, {"sess_idle"}, ["idle"], None) == ["sess_garbled"]
     assert disk_only_matches(store, set(), ["idle"], 60_000) == ["sess_garbled"]
+
+
+def test_a_session_started_by_a_cancelled_call_is_still_marked_after_a_restart(store: StateStore) -> None:
+    session = _session()
+    session.begin_turn(has_output_schema=False)
+    session.started_by_cancelled_call = True
+    SessionPersister(store).attach(session)
+    [back] = _recover(store)
+    assert back.public_info(include_sensitive=False)["startedByCancelledCall"] is True
+    back.begin_turn(has_output_schema=False)
+    assert "startedByCancelledCall" not in back.public_info(include_sensitive=False)
