@@ -183,7 +183,7 @@ async def test_a_hung_probe_then_a_codex_without_app_server_falls_back_to_exec_a
             setup = _structured(await client.call_tool("codex_setup", {}))["backend"]
             info = await _server_info(client)
     assert out["result"]["text"] == PLAIN_TEXT
-    assert session["session"]["backend"] == "exec"
+    assert session["backend"] == "exec"
     assert setup["mode"] == "exec"
     assert setup["source"].startswith("fallback: `codex app-server` did not start")
     assert "no app-server" in setup["source"]
