@@ -2,11 +2,11 @@
 # source: schemas/tools/codex.json sha256 bda003f88d081bf11214b19e4cea053a77aa6d858c5c28128af3a3722a1ba23c
 # source: schemas/tools/codex_check.json sha256 fec7782936f43e3deba192529fc6db3c290dde9df46c2b3f1be5603fe05bded2
 # source: schemas/tools/codex_reply.json sha256 a9a5cf26fc9f773f5109342acb68378213aff03ffb2a579c8da2e69df027ffff
-# source: schemas/tools/codex_session.json sha256 02fed66033f3e331df105305539d41a6d4a28089d57fb7101618612de65aeebc
+# source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9
 # source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
 # source: schemas/tools/rules/codex_check.input.json sha256 63d451693a618bc733946c2c3fa8eb8f4b7cf4c2f1eaa4bf5aa0753fcb2fb2a0
 # source: schemas/tools/rules/codex_session.input.json sha256 187ccc394725f8b7ffb61694716cded8bcbd229ac3fd95152ff1522421e09afd
-# source: schemas/tools/rules/codex_session.output.json sha256 f66c17bc2125f2678b9bbe48045bd0542e087daf19f53a6e4e8a7846829dabca
+# source: schemas/tools/rules/codex_session.output.json sha256 8a9626a359e3f40b4d1834b3be113009b9e82271255f9cca05ea022b55a0ff19
 # generator: datamodel-code-generator 0.89.0; our MCP tools as advertised
 # pyright: reportIncompatibleVariableOverride=false
 """Our tools exactly as published in schemas/tools/, and their rules. Generated; do not edit."""
@@ -1810,6 +1810,19 @@ TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {
         "type": "boolean",
         "description": "get."
       },
+      "ownership": {
+        "type": "string",
+        "enum": [
+          "this-server",
+          "other-server",
+          "none"
+        ],
+        "description": "get. Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
+      },
+      "owner": {
+        "type": "string",
+        "description": "get. With ownership other-server: which server (pid, since when)."
+      },
       "startedByCancelledCall": {
         "type": "boolean",
         "const": true,
@@ -2443,6 +2456,8 @@ TOOL_RULES: Final[dict[str, dict[str, dict[str, Any]]]] = {
             "sandbox",
             "backend",
             "canResume",
+            "ownership",
+            "owner",
             "startedByCancelledCall",
             "threadId",
             "cwd",

@@ -2,7 +2,7 @@
 # source: schemas/tools/codex.json sha256 bda003f88d081bf11214b19e4cea053a77aa6d858c5c28128af3a3722a1ba23c
 # source: schemas/tools/codex_check.json sha256 fec7782936f43e3deba192529fc6db3c290dde9df46c2b3f1be5603fe05bded2
 # source: schemas/tools/codex_reply.json sha256 a9a5cf26fc9f773f5109342acb68378213aff03ffb2a579c8da2e69df027ffff
-# source: schemas/tools/codex_session.json sha256 02fed66033f3e331df105305539d41a6d4a28089d57fb7101618612de65aeebc
+# source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9
 # source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
 # generator: datamodel-code-generator 0.89.0; our MCP tools' inputs and outputs
 # pyright: reportIncompatibleVariableOverride=false
@@ -992,6 +992,18 @@ class CodexSessionOutput(ToolModel):
         Field(description="cancel, interrupt, fork, clean_background_terminals."),
     ] = None
     model: Annotated[str | None, Field(description="get.")] = None
+    owner: Annotated[
+        str | None,
+        Field(
+            description="get. With ownership other-server: which server (pid, since when)."
+        ),
+    ] = None
+    ownership: Annotated[
+        Literal["this-server", "other-server", "none"] | None,
+        Field(
+            description="get. Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
+        ),
+    ] = None
     pending_request_count: Annotated[
         int | None, Field(alias="pendingRequestCount", description="get.", ge=0)
     ] = None
