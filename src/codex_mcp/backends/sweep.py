@@ -24,19 +24,23 @@ from codex_mcp.backends import proc_tree
 _ROUNDS: Final = 3
 _WAIT_S: Final = 2.0
 _POLL_S: Final = 0.02
+_KEPT_VARIABLES: Final = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL")
 
 
 def start_detached(tree: proc_tree.ProcessSnapshot, tags: list[str]) -> None:
     """Start the sweeper for `tree` and the processes carrying any of `tags`; returns at once."""
     order = json.dumps({"tree": {str(pid): start for pid, start in tree.items()}, "tags": tags})
     null = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    # Only what Python needs to start: the sweeper must not look like one of the processes it
+    # sweeps (or like a child of ours to anyone checking our environment).
+    env = {name: os.environ[name] for name in _KEPT_VARIABLES if name in os.environ}
     try:
         # Not subprocess: nobody is to wait for it (it outlives us), and a Popen dropped while its
         # process runs warns.
         os.posix_spawn(
             sys.executable,
             [sys.executable, "-m", "codex_mcp.backends.sweep", order],
-            os.environ,
+            env,
             file_actions=null,
             setsid=True,
         )
