@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
@@ -263,3 +263,89 @@ def test_lax_coercions_are_refused_like_the_schema_refuses_them() -> None:
     with pytest.raises(CodexMcpError) as caught:
         parse_input("codex_check", {"action": "poll", "sessionId": "s", "cursor": "5"})
     assert caught.value.field == "cursor"
+
+
+_START = {"approvalPolicy": "never", "sandbox": "read-only"}
+# (tool, arguments, the field named, what the message says)
+OVER_LIMITS: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "codex",
+        {**_START, "prompt": "p" * 1_048_577},
+        "prompt",
+        "1,048,577 characters, over the limit of 1,048,576",
+    ),
+    (
+        "codex",
+        {**_START, "prompt": "p", "advanced": {"baseInstructions": "b" * 1_048_577}},
+        "advanced.baseInstructions",
+        "1,048,577 characters, over the limit of 1,048,576",
+    ),
+    (
+        "codex",
+        {**_START, "prompt": "p", "advanced": {"config": {"a.b": ["x"] * 1025}}},
+        "advanced.config.a.b",
+        "1,025 items, over the limit of 1,024",
+    ),
+    (
+        "codex",
+        {**_START, "prompt": "p", "advanced": {"config": {"t": {f"k{i}": i for i in range(257)}}}},
+        "advanced.config.t",
+        "257 keys, over the limit of 256",
+    ),
+    (
+        "codex",
+        {**_START, "prompt": "p", "advanced": {"config": {"k" * 257: 1}}},
+        "advanced.config",
+        "has 257 characters, over the limit of 256",
+    ),
+    ("codex_setup", {"cwd": "/" * 4097}, "cwd", "4,097 characters, over the limit of 4,096"),
+    (
+        "codex_check",
+        {
+            "action": "respond_user_input",
+            "sessionId": "s",
+            "requestId": "r",
+            "answers": {"q": {"answers": ["a"] * 65}},
+        },
+        "answers.q.answers",
+        "65 items, over the limit of 64",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments", "field", "says"), OVER_LIMITS)
+def test_a_field_over_its_limit_is_refused_naming_the_field_and_the_limit(
+    tool: str, arguments: dict[str, Any], field: str, says: str
+) -> None:
+    with pytest.raises(CodexMcpError) as caught:
+        parse_input(tool, arguments)
+    assert (caught.value.code, caught.value.field) == ("INVALID_ARGUMENT", field)
+    assert says in str(caught.value)
+    assert len(str(caught.value)) < 500  # the value is never quoted whole
+
+
+def test_every_free_text_field_of_every_tool_has_a_limit() -> None:
+    unbounded: list[str] = []
+
+    def walk(schema: Any, defs: dict[str, Any], where: str) -> None:
+        if not isinstance(schema, dict):
+            return
+        node = cast(dict[str, Any], schema)
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            walk(defs[ref.rsplit("/", 1)[1]], defs, where)
+            return
+        if node.get("type") == "string" and "maxLength" not in node and "enum" not in node:
+            unbounded.append(where)
+        for key, sub in cast(dict[str, Any], node.get("properties", {})).items():
+            walk(sub, defs, f"{where}.{key}")
+        for key in ("items", "additionalProperties"):
+            walk(node.get(key), defs, f"{where}[{key}]")
+        for index, option in enumerate(cast(list[Any], node.get("anyOf", []))):
+            if "pattern" not in option:
+                walk(option, defs, f"{where}|{index}")
+
+    for tool in sorted(EXPECTED_TOOLS):
+        schema = tool_definition(tool)["inputSchema"]
+        walk(schema, schema.get("$defs", {}), tool)
+    assert unbounded == []

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from anyio.abc import Process
+
+# An answer is immediate; this only bounds a hang.
+ANSWER_TIMEOUT_S = 10
 
 
 class RawClient:
@@ -43,3 +47,42 @@ class RawClient:
         )
         assert "result" in init
         await self.send({"method": "notifications/initialized"})
+
+
+class LineWire:
+    """Raw lines to the server; the messages it writes back, read in order."""
+
+    def __init__(self, client: RawClient) -> None:
+        self.client = client
+        self.read = 0  # complete stdout lines already returned by `next_message`
+
+    async def send_line(self, line: bytes) -> None:
+        assert self.client.process.stdin is not None
+        await self.client.process.stdin.send(line + b"\n")
+
+    async def next_message(self) -> dict[str, Any]:
+        while True:
+            lines = self.client.stdout.split(b"\n")[:-1]
+            if len(lines) > self.read:
+                self.read += 1
+                message: dict[str, Any] = json.loads(lines[self.read - 1])
+                return message
+            assert self.client.process.stdout is not None
+            self.client.stdout += await self.client.process.stdout.receive()
+
+    async def ping(self, request_id: str) -> None:
+        """A ping is answered next."""
+        await self.send_line(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "ping"}).encode())
+        with anyio.fail_after(ANSWER_TIMEOUT_S):
+            answer = await self.next_message()
+        assert answer == {"jsonrpc": "2.0", "id": request_id, "result": {}}, answer
+
+    async def tools_list(self, request_id: str) -> None:
+        """A tools/list request is answered next, with the tools."""
+        await self.send_line(
+            json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/list"}).encode()
+        )
+        with anyio.fail_after(ANSWER_TIMEOUT_S):
+            answer = await self.next_message()
+        assert answer["id"] == request_id, answer
+        assert {tool["name"] for tool in answer["result"]["tools"]} >= {"codex", "codex_reply"}

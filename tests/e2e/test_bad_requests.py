@@ -9,20 +9,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from tests.e2e.client import server_env
 from tests.e2e.processes import live_processes_with_env
-from tests.e2e.raw_client import RawClient
+from tests.e2e.raw_client import ANSWER_TIMEOUT_S, LineWire, RawClient
 from tests.harness.codex_env import CodexEnv
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
-# An answer is immediate; this only bounds a hang.
-_ANSWER_TIMEOUT_S = 10
 _SESSION_TIMEOUT_S = 90
 
 PARSE_ERROR = -32700
@@ -57,45 +54,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class _Wire:
-    """Raw lines to the server; the messages it writes back, read in order."""
-
-    def __init__(self, client: RawClient) -> None:
-        self.client = client
-        self.read = 0  # complete stdout lines already returned by `next_message`
-
-    async def send_line(self, line: bytes) -> None:
-        assert self.client.process.stdin is not None
-        await self.client.process.stdin.send(line + b"\n")
-
-    async def next_message(self) -> dict[str, Any]:
-        while True:
-            lines = self.client.stdout.split(b"\n")[:-1]
-            if len(lines) > self.read:
-                self.read += 1
-                message: dict[str, Any] = json.loads(lines[self.read - 1])
-                return message
-            assert self.client.process.stdout is not None
-            self.client.stdout += await self.client.process.stdout.receive()
-
-    async def ping(self, request_id: str) -> None:
-        """A ping is answered next."""
-        await self.send_line(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "ping"}).encode())
-        with anyio.fail_after(_ANSWER_TIMEOUT_S):
-            answer = await self.next_message()
-        assert answer == {"jsonrpc": "2.0", "id": request_id, "result": {}}, answer
-
-    async def tools_list(self, request_id: str) -> None:
-        """A tools/list request is answered next, with the tools."""
-        await self.send_line(
-            json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/list"}).encode()
-        )
-        with anyio.fail_after(_ANSWER_TIMEOUT_S):
-            answer = await self.next_message()
-        assert answer["id"] == request_id, answer
-        assert {tool["name"] for tool in answer["result"]["tools"]} >= {"codex", "codex_reply"}
-
-
 async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
     codex_env: CodexEnv, tmp_path: Path
 ) -> None:
@@ -109,11 +67,11 @@ async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
         ) as process:
             client = RawClient(process)
             await client.initialize()
-            wire = _Wire(client)
+            wire = LineWire(client)
             assert (await wire.next_message())["id"] == 1  # the initialize answer
             for number, (line, request_id, code) in enumerate(_BAD_REQUESTS):
                 await wire.send_line(line)
-                with anyio.fail_after(_ANSWER_TIMEOUT_S):
+                with anyio.fail_after(ANSWER_TIMEOUT_S):
                     answer = await wire.next_message()
                 assert answer["jsonrpc"] == "2.0", (line, answer)
                 assert answer["id"] == request_id, (line, answer)

@@ -11,8 +11,8 @@ more than SESSION_NOT_FOUND. Waits are capped at MAX_WAIT_MS, since a wait is re
 
 Invalid arguments: one mutation of a valid case, and the field it breaks: a value of a wrong type
 (deeply nested ones included), a required field removed, a value outside its enum or pattern, an
-unknown field, a string too long or empty, an integer out of bounds, overflowing or not integral,
-an array too long, too short or with duplicates.
+unknown field, a string too long or empty, a config value or table over its bounds, an integer out
+of bounds, overflowing or not integral, an array too long, too short or with duplicates.
 
 Two classes of their own, each refused naming the field: aliases (a valid case plus the snake_case
 or Python name of a field declared in the same object, at every depth: `session_id`,
@@ -292,9 +292,8 @@ class ToolArguments:
         if kind == "object" and "properties" in schema:
             return self._object(schema, {}, set(), set())
         if kind == "object" and isinstance(extra, dict):
-            return st.dictionaries(
-                st.text(max_size=16), self._value(f"{name}{{}}", cast(Schema, extra)), max_size=3
-            )
+            keys = _leaf({"type": "string", **schema.get("propertyNames", {}), "maxLength": 16})
+            return st.dictionaries(keys, self._value(f"{name}{{}}", cast(Schema, extra)), max_size=3)
         if kind == "object":
             # Free-form (config, outputSchema): any object, and ones nested deeper than json can go.
             return st.one_of(_leaf(schema), _deep(as_list=False, deepest=self._deepest))
@@ -310,8 +309,8 @@ class ToolArguments:
             schema = {**schema, "maximum": MAX_WAIT_MS}
         leaf = _leaf(schema)
         if name == "prompt":
-            # Built on draw: a strategy's repr shows its constants.
-            huge = st.integers(100_000, 2_000_000).map(lambda size: "x" * size)
+            # Built on draw: a strategy's repr shows its constants. Up to the limit itself.
+            huge = st.integers(100_000, schema["maxLength"]).map(lambda size: "x" * size)
             return st.one_of(leaf, st.sampled_from(_EDGE_PROMPTS), huge)
         slots = _SLOTS.get(name)
         # Mostly slots: a random id only ever finds SESSION_NOT_FOUND.
@@ -328,8 +327,8 @@ class ToolArguments:
         for where, schema, present in self._positions(arguments, self.schema, ()):
             field = json_path(where)
             wrong = self._cached("wrong_type", schema)
-            assert wrong is not None
-            options.append(self._replace(arguments, where, wrong, "wrong_type", field))
+            if wrong is not None:  # None: the schema takes every type (a config value)
+                options.append(self._replace(arguments, where, wrong, "wrong_type", field))
             bad = self._cached("bad_value", schema)
             if bad is not None:
                 options.append(self._replace(arguments, where, bad, "bad_value", field))
@@ -464,8 +463,12 @@ class ToolArguments:
             return {kind} if isinstance(kind, str) else set(kind)
         if "anyOf" in schema:
             return {t for option in schema["anyOf"] for t in self._types(self._resolve(option))}
-        assert "enum" in schema, f"a schema of a form the fuzzer does not know: {schema}"
-        return {_json_type(value) for value in schema["enum"]}
+        if "enum" in schema:
+            return {_json_type(value) for value in schema["enum"]}
+        assert not {"const", "oneOf", "allOf", "not"} & set(schema), (
+            f"a schema the fuzzer does not know: {schema}"
+        )
+        return set(_ALL_TYPES)  # no type: any JSON value
 
     def _cached(self, kind: str, schema: Schema) -> st.SearchStrategy[Json] | None:
         # Mutations are built per drawn case; building a strategy costs far more than drawing it.
@@ -474,7 +477,7 @@ class ToolArguments:
             self._cache[key] = self._wrong_type(schema) if kind == "wrong_type" else self._bad_value(schema)
         return self._cache[key]
 
-    def _wrong_type(self, schema: Schema) -> st.SearchStrategy[Json]:
+    def _wrong_type(self, schema: Schema) -> st.SearchStrategy[Json] | None:
         by_type: dict[str, st.SearchStrategy[Json]] = {
             "string": st.text(max_size=20),
             "integer": st.integers(),
@@ -493,11 +496,13 @@ class ToolArguments:
             ),
         }
         wrong = sorted(set(by_type) - self._types(schema))
-        return st.sampled_from(wrong).flatmap(lambda kind: by_type[kind])
+        return st.sampled_from(wrong).flatmap(lambda kind: by_type[kind]) if wrong else None
 
     def _bad_value(self, schema: Schema) -> st.SearchStrategy[Json] | None:
         kind = self._types(schema)
         options: list[st.SearchStrategy[Json]] = []
+        if kind == set(_ALL_TYPES) or kind == {"object"}:
+            options.extend(_oversized(schema))
         if kind == {"string"}:
             allowed = {
                 value for option in [schema, *schema.get("anyOf", [])] for value in option.get("enum", [])
@@ -516,9 +521,7 @@ class ToolArguments:
                 )
                 options.append(junk.filter(refused))
             if limit is not None:
-                options.append(
-                    st.tuples(st.integers(limit + 1, 1_000_000), st.sampled_from("a_é🙂")).map(_repeat)
-                )
+                options.append(_too_long(limit))
             if schema.get("minLength", 0) >= 1:
                 options.append(st.just(""))
         elif kind == {"integer"}:
@@ -547,6 +550,31 @@ class ToolArguments:
 
 def _repeat(pair: tuple[int, str]) -> str:
     return pair[1] * pair[0]
+
+
+_ALL_TYPES: Final = ("string", "integer", "number", "boolean", "null", "array", "object")
+
+
+def _too_long(limit: int) -> st.SearchStrategy[str]:
+    """A string over `limit` characters (by at most 100,000: a prompt's limit is a mebibyte)."""
+    return st.tuples(st.integers(limit + 1, limit + min(limit, 100_000)), st.sampled_from("a_é🙂")).map(
+        _repeat
+    )
+
+
+def _oversized(schema: Schema) -> Iterator[st.SearchStrategy[Json]]:
+    """Values over the size bounds of a schema that takes them (an untyped config value, a table)."""
+    if "maxLength" in schema:
+        yield _too_long(schema["maxLength"])
+    if "maxItems" in schema:
+        yield st.integers(schema["maxItems"] + 1, schema["maxItems"] + 10).map(lambda n: list(range(n)))
+    if "maxProperties" in schema:
+        yield st.integers(schema["maxProperties"] + 1, schema["maxProperties"] + 10).map(
+            lambda n: {f"k{i}": i for i in range(n)}
+        )
+    longest = schema.get("propertyNames", {}).get("maxLength")
+    if longest is not None:
+        yield _too_long(longest).map(lambda key: {key: 1})
 
 
 def _put(arguments: dict[str, Any], where: Where, value: Json) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import stat
+import uuid
 from pathlib import Path
 
 import anyio
@@ -66,7 +67,8 @@ async def test_a_codex_without_app_server_runs_exec_and_says_why_at_warning(
 async def test_a_probe_that_gives_no_answer_assumes_app_server_and_kills_the_probe(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    marker = f"probe-{tmp_path.name}"
+    # Unique on the machine: another test run at the same time has the same tmp_path names.
+    marker = f"probe-{uuid.uuid4().hex}"
     codex = _script(tmp_path / "codex", f"PROBE_MARK={marker} exec sleep 60")
     with caplog.at_level(logging.WARNING, logger="codex_mcp.backend_mode"):
         choice = await Backend(codex, probe_timeout_s=_SHORT_S).resolve()

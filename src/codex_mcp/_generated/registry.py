@@ -2,11 +2,11 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 bda003f88d081bf11214b19e4cea053a77aa6d858c5c28128af3a3722a1ba23c
-# source: schemas/tools/codex_check.json sha256 fec7782936f43e3deba192529fc6db3c290dde9df46c2b3f1be5603fe05bded2
-# source: schemas/tools/codex_reply.json sha256 a9a5cf26fc9f773f5109342acb68378213aff03ffb2a579c8da2e69df027ffff
+# source: schemas/tools/codex.json sha256 0da7c2f089422f40541f3a2d6426cb6a7a56610b1ab5d76a11beb00bcea33015
+# source: schemas/tools/codex_check.json sha256 d6791c6ab5a99b6a34cd32d9cadacf026e5b6f62476a50f2fcf8ce386aae9d04
+# source: schemas/tools/codex_reply.json sha256 a234624fd1bc43996c8564cf6beeef5f3bdb0d5f36c6163e3b1996e233780294
 # source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9
-# source: schemas/tools/codex_setup.json sha256 6242eba6c7497240d8a0988b2b6cee920f87c5778a0771376763270515b59780
+# source: schemas/tools/codex_setup.json sha256 65abc192d42d13d772ade86ed017802c4e880ebca0b357755ebab421a3283a5e
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false
 """Lookup tables from protocol names to generated models. Generated; do not edit."""

@@ -94,8 +94,10 @@ class _Both:
                 yield error
 
 
-# Keywords the generated models do not enforce (a `list` takes duplicates).
+# Keywords the generated models do not enforce (a `list` takes duplicates), and the size bounds of a
+# schema without a type (the model holds it as `Any`: a config value may be a string, list or table).
 _MODEL_BLIND_KEYWORDS = ("uniqueItems",)
+_UNTYPED_BOUNDS = ("maxLength", "maxItems", "maxProperties")
 
 
 def _model_blind(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
@@ -103,7 +105,8 @@ def _model_blind(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]
     ref = schema.get("$ref")
     if isinstance(ref, str):
         schema = defs[ref.rsplit("/", 1)[1]]
-    kept: dict[str, Any] = {key: schema[key] for key in _MODEL_BLIND_KEYWORDS if key in schema}
+    blind = _MODEL_BLIND_KEYWORDS if "type" in schema else (*_MODEL_BLIND_KEYWORDS, *_UNTYPED_BOUNDS)
+    kept: dict[str, Any] = {key: schema[key] for key in blind if key in schema}
     properties = {
         name: sub
         for name, value in schema.get("properties", {}).items()
@@ -231,10 +234,24 @@ def _describe(error: Any, instance: object, tool: str | None = None) -> tuple[st
         if forbidden:
             condition = _condition(error, tool)
             return _json_path([*path, forbidden[0]]), f"{forbidden[0]} is not allowed{condition}"
+    if kind in _SIZE_UNITS:
+        return where or "(arguments)", _over_limit(error, where or "arguments")
     message = str(error.message)
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE] + "..."
     return where or "(arguments)", f"{where or 'arguments'}: {message}"
+
+
+_SIZE_UNITS = {"maxLength": "characters", "maxItems": "items", "maxProperties": "keys"}
+
+
+def _over_limit(error: Any, where: str) -> str:
+    """`where: N units, over the limit of M` (the value itself may be megabytes: never quoted whole)."""
+    size = len(error.instance)
+    limit = f"over the limit of {error.validator_value:,}"
+    if "propertyNames" in error.relative_schema_path:
+        return f"{where}: the key {str(error.instance)[:40]!r}... has {size:,} characters, {limit}"
+    return f"{where}: {size:,} {_SIZE_UNITS[error.validator]}, {limit}"
 
 
 def _unknown_field(tool: str | None, path: list[Any], name: str) -> str:
