@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 REPO: Final = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -146,8 +146,9 @@ class _Server:
 
     def status(self, session_id: str) -> str:
         got = self.call("codex_session", {"action": "get", "sessionId": session_id})
-        nested = got.get("session")
-        return str(got.get("status") or (nested.get("status") if isinstance(nested, dict) else "?"))
+        nested: Any = got.get("session")  # an older checkout nests get's fields
+        status: Any = got.get("status") or (nested["status"] if isinstance(nested, dict) else "?")
+        return str(status)
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -160,9 +161,10 @@ class _Server:
 
 
 def _answer(content: dict[str, Any]) -> str:
-    error = content.get("error")
+    error: Any = content.get("error")
     if isinstance(error, dict):
-        return f"{error.get('code')} {error.get('field') or ''}".strip()
+        parts = cast(dict[str, Any], error)
+        return f"{parts.get('code')} {parts.get('field') or ''}".strip()
     return f"accepted ({content.get('status')})"
 
 
