@@ -146,9 +146,10 @@ class _Server:
 
     def status(self, session_id: str) -> str:
         got = self.call("codex_session", {"action": "get", "sessionId": session_id})
-        nested: Any = got.get("session")  # an older checkout nests get's fields
-        status: Any = got.get("status") or (nested["status"] if isinstance(nested, dict) else "?")
-        return str(status)
+        if "status" in got:
+            return str(got["status"])
+        nested = cast(dict[str, Any], got.get("session") or {})  # an older checkout nests get's fields
+        return str(nested.get("status", "?"))
 
     def close(self) -> None:
         assert self.process.stdin is not None
