@@ -15,10 +15,9 @@ from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
-from codex_mcp.sessions.ingest import DELTA_METHODS
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
-from codex_mcp.sessions.session import POLL_RUNNING_MS, TERMINAL, Session, ThreadSettings
-from codex_mcp.sessions.shaping import fit_to_max_bytes, shape_event
+from codex_mcp.sessions.polling import PollRequest, poll, turn_output
+from codex_mcp.sessions.session import POLL_RUNNING_MS, Session, ThreadSettings
 from codex_mcp.wire.tools import (
     CodexCheckInput,
     CodexInput,
@@ -110,34 +109,11 @@ async def _finish(session: Session, wait_ms: int | None, warnings: list[str], ca
     """The CodexOutput/CodexReplyOutput object, after the optional foreground wait."""
     # A cancel that came while the turn was starting lands here, where the caller can note it.
     await anyio.lowlevel.checkpoint()
-    if wait_ms:
 
-        async def heartbeat(elapsed_s: float) -> None:
-            await call.report_progress(elapsed_s, f"session {session.session_id} is {session.status}")
+    async def heartbeat(elapsed_s: float) -> None:
+        await call.report_progress(elapsed_s, f"session {session.session_id} is {session.status}")
 
-        reason = await call.manager.wait_for_result(session, wait_ms / 1000, heartbeat, call.heartbeat_s)
-        execution: dict[str, Any] = {
-            "mode": "foreground",
-            "waitRequestedMs": wait_ms,
-            "fellBackToPolling": reason != "completed",
-            "reason": reason,
-        }
-    else:
-        execution = {"mode": "background", "reason": "not_requested"}
-    output: dict[str, Any] = {
-        "sessionId": session.session_id,
-        "threadId": session.thread_id,
-        **session.hints(),
-    }
-    output["execution"] = execution
-    if session.pending:
-        output["actions"] = session.actions()
-    if session.status in TERMINAL and session.result is not None:
-        output["result"] = session.result
-        output["completedAt"] = session.result["completedAt"]
-    if warnings:
-        output["compatWarnings"] = warnings
-    return output
+    return await turn_output(session, wait_ms, warnings, heartbeat, call.heartbeat_s)
 
 
 async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
@@ -269,10 +245,6 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
     return {"action": action, "success": True, "message": f"background terminals of {session_id} cleaned"}
 
 
-def _is_delta(event: Any) -> bool:
-    return event.data.get("method") in DELTA_METHODS
-
-
 async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
     """poll | respond_permission | respond_user_input, then a poll-shaped answer."""
     manager = call.manager
@@ -296,72 +268,21 @@ async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
         assert args.answers is not None
         answers = {key: value.model_dump(by_alias=True) for key, value in args.answers.items()}
         session = await manager.respond_user_input(args.session_id, args.request_id, answers)
-    return await _poll(manager, session, args, warnings)
-
-
-async def _poll(
-    manager: SessionManager, session: Session, args: CodexCheckInput, warnings: list[str]
-) -> dict[str, Any]:
     options = args.poll_options
-    include_events = options.include_events is not False if options else True
-    include_actions = options.include_actions is not False if options else True
-    include_result = options.include_result is not False if options else True
-    skip_deltas = bool(options.skip_deltas) if options else False
-    final_only = bool(options.final_only) if options else False
-    wait_ms = options.wait_ms if options else None
-    polling = args.action == "poll"
-    max_events = args.max_events if args.max_events is not None else (1 if polling else 0)
-    if polling:
-        max_events = max(max_events, 1)
-        cursor = args.cursor
-    else:
-        cursor = session.last_cursor if args.cursor is None else max(args.cursor, session.last_cursor)
-        if args.cursor is not None and args.cursor < session.last_cursor:
-            warnings.append(
-                f"Provided cursor {args.cursor} is stale; used session cursor {session.last_cursor}."
-            )
-    start = session.last_cursor if cursor is None else cursor
-    if (
-        polling
-        and wait_ms
-        and session.status not in TERMINAL
-        and not session.pending
-        and session.buffer.next_id <= start
-    ):
-        session = await manager.wait_for_news(session, wait_ms / 1000)
-    buffer = session.buffer
-    output: dict[str, Any] = {"sessionId": session.session_id, **session.hints()}
-    if final_only or max_events == 0:
-        events: list[dict[str, Any]] = []
-        next_cursor = buffer.next_id if final_only else (start if cursor is not None else session.last_cursor)
-        reset_to = None
-    else:
-        read = buffer.read(
-            cursor,
-            max_events=max_events,
-            last_cursor=session.last_cursor,
-            include_deltas=not skip_deltas,
-            is_delta=_is_delta,
-        )
-        events = [shape_event(event, args.response_mode or "minimal") for event in read.events]
-        next_cursor = read.next_cursor
-        reset_to = read.cursor_reset_to
-    if include_events or final_only:
-        session.last_cursor = max(session.last_cursor, next_cursor)
-    output["events"] = events if include_events and not final_only else []
-    output["nextCursor"] = next_cursor
-    if reset_to is not None:
-        output["cursorResetTo"] = reset_to
-    if include_actions and session.pending:
-        output["actions"] = session.actions()
-    if include_result and session.status in TERMINAL and session.result is not None:
-        output["result"] = session.result
-    if warnings:
-        output["compatWarnings"] = warnings
-    max_bytes = options.max_bytes if options else None
-    if max_bytes:
-        output = fit_to_max_bytes(output, max_bytes, cursor_start=start)
-    return output
+    request = PollRequest(
+        cursor=args.cursor,
+        max_events=args.max_events,
+        answering=args.action != "poll",
+        include_events=options.include_events is not False if options else True,
+        include_actions=options.include_actions is not False if options else True,
+        include_result=options.include_result is not False if options else True,
+        skip_deltas=bool(options.skip_deltas) if options else False,
+        final_only=bool(options.final_only) if options else False,
+        wait_ms=options.wait_ms if options else None,
+        response_mode=args.response_mode or "minimal",
+        max_bytes=options.max_bytes if options else None,
+    )
+    return await poll(manager, session, request, warnings)
 
 
 async def codex_setup(args: CodexSetupInput, call: Call) -> dict[str, Any]:

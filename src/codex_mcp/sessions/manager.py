@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -859,31 +859,6 @@ class SessionManager:
         session = await self.get(session_id)
         await self._requests.respond_user_input(self._connection_of(session), session, request_id, answers)
         return session
-
-    async def wait_for_result(
-        self,
-        session: Session,
-        timeout_s: float,
-        heartbeat: Callable[[float], Awaitable[None]],
-        heartbeat_s: float,
-    ) -> str:
-        """Wait until the turn ends, needs the caller, or time runs out: completed | needs_input | timeout."""
-        start = time.monotonic()
-        last_beat = start
-        while True:
-            if session.status in TERMINAL:
-                return "completed"
-            if session.pending:
-                return "needs_input"
-            now = time.monotonic()
-            remaining = timeout_s - (now - start)
-            if remaining <= 0:
-                return "timeout"
-            if now - last_beat >= heartbeat_s:
-                await heartbeat(now - start)
-                last_beat = now
-            version = session.buffer.version
-            await session.buffer.wait_for_change(version, min(remaining, heartbeat_s - (now - last_beat)))
 
 
 def _not_found(session_id: str) -> CodexMcpError:
