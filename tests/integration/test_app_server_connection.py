@@ -16,13 +16,8 @@ import anyio
 import pytest
 
 from codex_mcp.backends import proc_tree
-from codex_mcp.backends.app_server import (
-    AppServerClosedError,
-    AppServerConnection,
-    AppServerRequestError,
-    open_app_server,
-)
-from codex_mcp.errors import CodexMcpError
+from codex_mcp.backends.app_server import AppServerConnection, open_app_server
+from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer

@@ -23,8 +23,15 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from codex_mcp.backends.process import ChildClosedError, ChildProcess, open_child, unwrap_single_error
-from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.backends.process import ChildProcess, open_child, unwrap_single_error
+from codex_mcp.errors import (
+    AppServerClosedError,
+    AppServerRequestError,
+    ChildClosedError,
+    CodexMcpError,
+    redact,
+    tail_for_error,
+)
 from codex_mcp.wire.app_server import (
     Notification,
     RequestId,
@@ -51,33 +58,10 @@ _CLIENT_NAME: Final = "codex-mcp"
 METHOD_NOT_FOUND: Final = -32601
 _INTERNAL_ERROR: Final = -32603
 # How much of the stderr tail goes into an error message.
-_TAIL_IN_ERROR_CHARS: Final = 2000
 # A broken child can write unknown lines without end: the log shows the first ones, then a count
 # now and then.
 _UNKNOWN_WARNINGS: Final = 20
 _UNKNOWN_SUMMARY_EVERY: Final = 10_000
-
-
-class AppServerRequestError(Exception):
-    """Codex answered one of our requests with a JSON-RPC error."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{message} (JSON-RPC error {code})")
-        self.code = code
-        self.message = message
-        self.data = data
-
-
-class AppServerClosedError(Exception):
-    """The app-server is gone (exited, closed stdout, or we closed the connection)."""
-
-    def __init__(self, reason: str, stderr_tail: str = "") -> None:
-        text = f"codex app-server is gone: {reason}"
-        if stderr_tail.strip():
-            text += f"; stderr: {_tail_for_error(stderr_tail)}"
-        super().__init__(text)
-        self.reason = reason
-        self.stderr_tail = stderr_tail
 
 
 class AppServerHandler(Protocol):
@@ -261,7 +245,7 @@ class AppServerConnection:
             message = f"codex app-server did not start: {why}"
             tail = self.stderr_tail()
             if tail.strip() and not isinstance(exc, AppServerClosedError):
-                message += f"; stderr: {_tail_for_error(tail)}"
+                message += f"; stderr: {tail_for_error(tail)}"
             raise CodexMcpError("APP_SERVER_START_FAILED", redact(message)) from exc
         self._started = True
         logger.debug(
@@ -390,7 +374,3 @@ def _describe_exit(returncode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exited with code {returncode}"
-
-
-def _tail_for_error(tail: str) -> str:
-    return redact(tail.strip()[-_TAIL_IN_ERROR_CHARS:])

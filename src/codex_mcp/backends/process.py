@@ -28,6 +28,7 @@ from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from codex_mcp.backends import proc_tree, sweep
+from codex_mcp.errors import ChildClosedError
 from codex_mcp.linesplit import LineSplitter
 
 logger = logging.getLogger(__name__)
@@ -88,10 +89,6 @@ def kill_all_now() -> None:
     client allows; a detached sweeper then stops whatever those children had started (see
     `backends.sweep`), after we have exited."""
     ChildProcess.kill_all_now()
-
-
-class ChildClosedError(Exception):
-    """The child's stdin is closed or the child has exited."""
 
 
 class ChildProcess:

@@ -9,8 +9,8 @@ from typing import Any, Final
 import anyio
 from anyio.abc import TaskGroup
 
-from codex_mcp.backends.app_server import AppServerClosedError, AppServerConnection
-from codex_mcp.errors import CodexMcpError
+from codex_mcp.backends.app_server import AppServerConnection
+from codex_mcp.errors import AppServerClosedError, CodexMcpError
 from codex_mcp.sessions import approvals
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.session import PendingRequest, Session

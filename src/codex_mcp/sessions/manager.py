@@ -33,13 +33,16 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from codex_mcp.backend_mode import Backend, BackendMode, ModeChoice
-from codex_mcp.backends.app_server import (
-    AppServerClosedError,
-    AppServerConnection,
-    AppServerRequestError,
-)
+from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.backends.process import kill_all_now
-from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.errors import (
+    AppServerClosedError,
+    AppServerRequestError,
+    CodexMcpError,
+    codex_refused,
+    exec_not_supported,
+    redact,
+)
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
 from codex_mcp.sessions.children import ChildPool
@@ -64,7 +67,6 @@ _SANDBOX_POLICY: Final = {
     "danger-full-access": {"type": "dangerFullAccess"},
 }
 # JSON-RPC "invalid params"/"invalid request": Codex refused a value the caller gave.
-_INVALID_PARAMS_CODES: Final = frozenset({-32602, -32600})
 
 
 @dataclass
@@ -92,17 +94,6 @@ def _map_policy(policy: str, warnings: list[str]) -> str:
         )
         return "on-request"
     return policy
-
-
-def _exec_not_supported(what: str) -> CodexMcpError:
-    return CodexMcpError(
-        "EXEC_NOT_SUPPORTED", f"{what} needs the app-server backend; this server runs codex exec"
-    )
-
-
-def _codex_error(method: str, exc: AppServerRequestError) -> CodexMcpError:
-    code = "INVALID_ARGUMENT" if exc.code in _INVALID_PARAMS_CODES else "INTERNAL"
-    return CodexMcpError(code, f"Codex refused {method}: {exc.message}")
 
 
 class SessionManager:
@@ -505,7 +496,7 @@ class SessionManager:
 
     def _not_in_exec(self, what: str) -> None:
         if self._exec is not None:
-            raise _exec_not_supported(what)
+            raise exec_not_supported(what)
 
     def _start_exec_turn(self, session: Session, turn: TurnRequest, warnings: list[str]) -> None:
         assert self._exec is not None
@@ -703,7 +694,7 @@ class SessionManager:
         try:
             return await connection.request(method, params, timeout_s=self._settings.request_timeout_s)
         except AppServerRequestError as exc:
-            raise _codex_error(method, exc) from exc
+            raise codex_refused(method, exc) from exc
         except AppServerClosedError as exc:
             raise CodexMcpError(
                 "APP_SERVER_START_FAILED", f"codex app-server exited during {method}: {exc}"
@@ -759,7 +750,7 @@ class SessionManager:
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
         connection = await self._connection_for(source)
         if connection is None:
-            raise _exec_not_supported("fork")
+            raise exec_not_supported("fork")
         fork_params: dict[str, Any] = {"threadId": source.thread_id}
         # A forked thread starts its MCP servers: the guard goes with it.
         guard = self._guarded(source.settings.cwd, None)
@@ -791,7 +782,7 @@ class SessionManager:
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
         connection = await self._connection_for(session)
         if connection is None:
-            raise _exec_not_supported("clean_background_terminals")
+            raise exec_not_supported("clean_background_terminals")
         await self._call(connection, "thread/backgroundTerminals/clean", {"threadId": session.thread_id})
         session.buffer.append(
             "progress",
