@@ -15,10 +15,10 @@ from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
-from codex_mcp.sessions.ingest import DELTA_METHODS
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
 from codex_mcp.sessions.session import POLL_RUNNING_MS, TERMINAL, Session, ThreadSettings
 from codex_mcp.sessions.shaping import fit_to_max_bytes, shape_event
+from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
 from codex_mcp.wire.tools import (
     CodexCheckInput,
     CodexInput,
@@ -270,7 +270,7 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
 
 
 def _is_delta(event: Any) -> bool:
-    return event.data.get("method") in DELTA_METHODS
+    return event.data.get("method") in DELTA_NOTIFICATIONS
 
 
 async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
