@@ -56,6 +56,8 @@ from codex_mcp.wire.app_server import (
     Notification,
     ServerRequest,
     UnknownMessage,
+    notification_thread_id,
+    request_thread_id,
 )
 from codex_mcp.wire.methods import (
     ERROR,
@@ -302,15 +304,14 @@ class SessionManager:
 
     # --- inbound from Codex ------------------------------------------------------
 
-    def _session_for(self, params: dict[str, Any]) -> Session | None:
-        thread_id = params.get("threadId")
-        return self._by_thread.get(thread_id) if isinstance(thread_id, str) else None
+    def _session_for(self, thread_id: str | None) -> Session | None:
+        return self._by_thread.get(thread_id) if thread_id is not None else None
 
     def on_notification(self, message: Notification) -> None:
         """Record a notification in the session whose thread it names."""
         raw_params = message.raw.get("params")
         params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}  # pyright: ignore[reportUnknownVariableType]
-        session = self._session_for(params)
+        session = self._session_for(notification_thread_id(message.method, params))
         if session is None:
             logger.debug("notification %s for no session", message.method)
             return
@@ -324,7 +325,7 @@ class SessionManager:
 
     async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
         """Answer a request from a child now, or show it as an action of its session."""
-        session = self._session_for(request_params(message))
+        session = self._session_for(request_thread_id(message.method, request_params(message)))
         await self._requests.receive(connection, session, message)
 
     async def on_unknown(self, message: UnknownMessage) -> None:
