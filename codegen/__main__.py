@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codegen import app_server, paths, pinned, refresh, registry, render, resource_data, tools
+from codegen import app_server, methods, paths, pinned, refresh, registry, render, resource_data, tools
 
 
 def _exec_codegen_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +66,13 @@ def build_outputs() -> dict[Path, str]:
         tools_text=tools_text,
         pinned_codex_version=str(pinned.read(paths.APP_SERVER_PINNED)["codexVersion"]),
     )
+    methods_text = methods.render_methods(
+        file_header=render.header(
+            [paths.APP_SERVER_BUNDLE, paths.EXEC_SCHEMA], repo, "method and event type names"
+        ),
+        index=index,
+        exec_event_types=[tag for tag, _ in registry.exec_union(exec_schema, "ExecEvent")],
+    )
     generated = paths.GENERATED_DIR
     return {
         generated / "tool_definitions.py": tools.render_definitions_module(
@@ -82,6 +89,7 @@ def build_outputs() -> dict[Path, str]:
         generated / "exec_events.py": exec_text,
         generated / "tools.py": tools_text,
         generated / "registry.py": render.format_python(registry_text),
+        generated / "methods.py": render.format_python(methods_text),
         **resource_data.outputs(),
     }
 

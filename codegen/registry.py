@@ -10,6 +10,37 @@ from codegen.tools import ToolSpec
 
 JsonSchema = dict[str, Any]
 
+_ITEM_DELTA_KEYS = ("delta", "itemId", "turnId")
+
+# Appended to the registry: ids for routing, read only where the id tables say the schema declares them.
+_ROUTING_FUNCTIONS = '''
+
+def _string_at(params: Mapping[str, object] | None, key: str) -> str | None:
+    value = params.get(key) if params is not None else None
+    return value if isinstance(value, str) else None
+
+
+def notification_thread_id(method: str, params: Mapping[str, object] | None) -> str | None:
+    """The `threadId` of a notification's params, for a method whose schema declares one."""
+    if method in NOTIFICATIONS_WITH_THREAD_ID or method in NOTIFICATIONS_WITH_OPTIONAL_THREAD_ID:
+        return _string_at(params, "threadId")
+    return None
+
+
+def notification_turn_id(method: str, params: Mapping[str, object] | None) -> str | None:
+    """The `turnId` of a notification's params, for a method whose schema declares one."""
+    if method in NOTIFICATIONS_WITH_TURN_ID or method in NOTIFICATIONS_WITH_OPTIONAL_TURN_ID:
+        return _string_at(params, "turnId")
+    return None
+
+
+def request_thread_id(method: str, params: Mapping[str, object] | None) -> str | None:
+    """The `threadId` of a request's params, for a method whose schema declares one."""
+    if method in REQUESTS_WITH_THREAD_ID or method in REQUESTS_WITH_OPTIONAL_THREAD_ID:
+        return _string_at(params, "threadId")
+    return None
+'''
+
 
 def _check_defined(module_text: str, module: str, name: str) -> str:
     pattern = rf"^(class {re.escape(name)}\(|{re.escape(name)} = TypeAliasType\()"
@@ -25,7 +56,26 @@ def _params_with(definitions: dict[str, JsonSchema], params: str | None, key: st
     return key in schema.get("required", [])
 
 
-def _exec_union(schema: JsonSchema, union: str) -> list[tuple[str, str]]:
+def _params_may_have(definitions: dict[str, JsonSchema], params: str | None, key: str) -> bool:
+    """Whether the params declare `key` without requiring it."""
+    if params is None:
+        return False
+    schema = definitions.get(params, {})
+    return key in schema.get("properties", {}) and key not in schema.get("required", [])
+
+
+def _is_item_delta(definitions: dict[str, JsonSchema], params: str | None) -> bool:
+    """A streaming piece of a turn's item: params require a string `delta`, `itemId` and `turnId`.
+
+    That is exactly what ingest merges per item; realtime transcript deltas (no `turnId`) and
+    `command/exec` output (`deltaBase64`, outside any turn) are not.
+    """
+    if params is None or not all(_params_with(definitions, params, key) for key in _ITEM_DELTA_KEYS):
+        return False
+    return definitions[params]["properties"]["delta"].get("type") == "string"
+
+
+def exec_union(schema: JsonSchema, union: str) -> list[tuple[str, str]]:
     """(tag, definition) pairs of one of the exec schema's discriminated unions."""
     definitions: dict[str, JsonSchema] = schema["definitions"]
     holder = schema if union == "ExecEvent" else definitions[union]
@@ -45,6 +95,8 @@ def _table(comment: str, name: str, value_type: str, rows: list[tuple[str, str]]
 
 
 def _set(comment: str, name: str, members: list[str]) -> list[str]:
+    if not members:
+        return ["", f"# {comment}", f"{name}: Final[frozenset[str]] = frozenset()"]
     lines = ["", f"# {comment}", f"{name}: Final[frozenset[str]] = frozenset({{"]
     lines += [f"    {member!r}," for member in members]
     return [*lines, "})"]
@@ -76,10 +128,14 @@ def render_registry(
     def carrying(key: str, entries: list[NotificationEntry] | list[RequestEntry]) -> list[str]:
         return [entry.method for entry in entries if _params_with(app_definitions, entry.params, key)]
 
+    def maybe_carrying(key: str, entries: list[NotificationEntry] | list[RequestEntry]) -> list[str]:
+        return [entry.method for entry in entries if _params_may_have(app_definitions, entry.params, key)]
+
     out: list[str] = [
         file_header,
         '"""Lookup tables from protocol names to generated models. Generated; do not edit."""',
         "",
+        "from collections.abc import Mapping",
         "from typing import Any, Final",
         "",
         "from codex_mcp._generated import app_server as app",
@@ -136,17 +192,41 @@ def render_registry(
         "REQUESTS_WITH_THREAD_ID",
         carrying("threadId", index.server_requests),
     )
+    out += _set(
+        "Notifications whose params may carry `threadId` (declared, not required).",
+        "NOTIFICATIONS_WITH_OPTIONAL_THREAD_ID",
+        maybe_carrying("threadId", index.server_notifications),
+    )
+    out += _set(
+        "Notifications whose params may carry `turnId` (declared, not required).",
+        "NOTIFICATIONS_WITH_OPTIONAL_TURN_ID",
+        maybe_carrying("turnId", index.server_notifications),
+    )
+    out += _set(
+        "Requests to us whose params may carry `threadId` (declared, not required).",
+        "REQUESTS_WITH_OPTIONAL_THREAD_ID",
+        maybe_carrying("threadId", index.server_requests),
+    )
+    out += _set(
+        "Streaming deltas of a turn's item: params require a string `delta`, `itemId` and `turnId`.",
+        "DELTA_NOTIFICATIONS",
+        [
+            entry.method
+            for entry in index.server_notifications
+            if _is_item_delta(app_definitions, entry.params)
+        ],
+    )
     out += _table(
         "`codex exec --json` event type -> model.",
         "EXEC_EVENTS",
         "Any",
-        [(tag, exe(name)) for tag, name in _exec_union(exec_schema, "ExecEvent")],
+        [(tag, exe(name)) for tag, name in exec_union(exec_schema, "ExecEvent")],
     )
     out += _table(
         "`codex exec --json` item type -> model.",
         "EXEC_ITEMS",
         "Any",
-        [(tag, exe(name)) for tag, name in _exec_union(exec_schema, "ThreadItem")],
+        [(tag, exe(name)) for tag, name in exec_union(exec_schema, "ThreadItem")],
     )
     out += _table(
         "Our MCP tools: name -> (input model, output model).",
@@ -161,4 +241,4 @@ def render_registry(
             for spec in tool_specs
         ],
     )
-    return "\n".join([*out, ""])
+    return "\n".join([*out, _ROUTING_FUNCTIONS])

@@ -11,6 +11,7 @@
 # pyright: reportIncompatibleVariableOverride=false
 """Lookup tables from protocol names to generated models. Generated; do not edit."""
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from codex_mcp._generated import app_server as app
@@ -465,6 +466,39 @@ REQUESTS_WITH_THREAD_ID: Final[frozenset[str]] = frozenset(
     }
 )
 
+# Notifications whose params may carry `threadId` (declared, not required).
+NOTIFICATIONS_WITH_OPTIONAL_THREAD_ID: Final[frozenset[str]] = frozenset(
+    {
+        "mcpServer/oauthLogin/completed",
+        "mcpServer/startupStatus/updated",
+        "warning",
+    }
+)
+
+# Notifications whose params may carry `turnId` (declared, not required).
+NOTIFICATIONS_WITH_OPTIONAL_TURN_ID: Final[frozenset[str]] = frozenset(
+    {
+        "thread/goal/updated",
+        "hook/started",
+        "hook/completed",
+    }
+)
+
+# Requests to us whose params may carry `threadId` (declared, not required).
+REQUESTS_WITH_OPTIONAL_THREAD_ID: Final[frozenset[str]] = frozenset()
+
+# Streaming deltas of a turn's item: params require a string `delta`, `itemId` and `turnId`.
+DELTA_NOTIFICATIONS: Final[frozenset[str]] = frozenset(
+    {
+        "item/agentMessage/delta",
+        "item/plan/delta",
+        "item/commandExecution/outputDelta",
+        "item/fileChange/outputDelta",
+        "item/reasoning/summaryTextDelta",
+        "item/reasoning/textDelta",
+    }
+)
+
 # `codex exec --json` event type -> model.
 EXEC_EVENTS: Final[dict[str, Any]] = {
     "thread.started": exe.ThreadStartedEvent,
@@ -498,3 +532,39 @@ TOOLS: Final[dict[str, tuple[Any, Any]]] = {
     "codex_session": (tools.CodexSessionInput, tools.CodexSessionOutput),
     "codex_setup": (tools.CodexSetupInput, tools.CodexSetupOutput),
 }
+
+
+def _string_at(params: Mapping[str, object] | None, key: str) -> str | None:
+    value = params.get(key) if params is not None else None
+    return value if isinstance(value, str) else None
+
+
+def notification_thread_id(
+    method: str, params: Mapping[str, object] | None
+) -> str | None:
+    """The `threadId` of a notification's params, for a method whose schema declares one."""
+    if (
+        method in NOTIFICATIONS_WITH_THREAD_ID
+        or method in NOTIFICATIONS_WITH_OPTIONAL_THREAD_ID
+    ):
+        return _string_at(params, "threadId")
+    return None
+
+
+def notification_turn_id(
+    method: str, params: Mapping[str, object] | None
+) -> str | None:
+    """The `turnId` of a notification's params, for a method whose schema declares one."""
+    if (
+        method in NOTIFICATIONS_WITH_TURN_ID
+        or method in NOTIFICATIONS_WITH_OPTIONAL_TURN_ID
+    ):
+        return _string_at(params, "turnId")
+    return None
+
+
+def request_thread_id(method: str, params: Mapping[str, object] | None) -> str | None:
+    """The `threadId` of a request's params, for a method whose schema declares one."""
+    if method in REQUESTS_WITH_THREAD_ID or method in REQUESTS_WITH_OPTIONAL_THREAD_ID:
+        return _string_at(params, "threadId")
+    return None

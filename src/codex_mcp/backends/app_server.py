@@ -45,6 +45,7 @@ from codex_mcp.wire.app_server import (
     parse_line,
     parse_result,
 )
+from codex_mcp.wire.methods import INITIALIZE, INITIALIZED
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +237,8 @@ class AppServerConnection:
         }
         try:
             with anyio.fail_after(timeout_s):
-                self.initialize_result = await self.request("initialize", params, timeout_s=timeout_s)
-                await self.notify("initialized")
+                self.initialize_result = await self.request(INITIALIZE, params, timeout_s=timeout_s)
+                await self.notify(INITIALIZED)
         except (TimeoutError, CodexMcpError, AppServerClosedError, AppServerRequestError) as exc:
             why = (
                 f"timed out after {timeout_s}s" if isinstance(exc, TimeoutError | CodexMcpError) else str(exc)

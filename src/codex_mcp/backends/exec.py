@@ -33,6 +33,7 @@ import anyio
 from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
 from codex_mcp.backends.exec_mapping import ExecTurnMapper, Notification, map_line
 from codex_mcp.backends.process import ChildProcess, open_child
+from codex_mcp.wire.methods import TURN_COMPLETED
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class _Delivery:
 
     async def __call__(self, notes: list[Notification]) -> None:
         for method, params in notes:
-            if method == "turn/completed":
+            if method == TURN_COMPLETED:
                 if self.turn_completed:
                     continue
                 self.turn_completed = True
@@ -257,8 +258,8 @@ class _ExecTurn:
                     if line is None:
                         break
                     notes = map_line(self.mapper, line)
-                    self.held += [note for note in notes if note[0] == "turn/completed"]
-                    await self.deliver([note for note in notes if note[0] != "turn/completed"])
+                    self.held += [note for note in notes if note[0] == TURN_COMPLETED]
+                    await self.deliver([note for note in notes if note[0] != TURN_COMPLETED])
                 if not stopped:
                     stopped, _ = await gate.wait(child.wait_exit)
             finally:

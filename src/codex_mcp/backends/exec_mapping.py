@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final, cast
 
 from codex_mcp.errors import redact
+from codex_mcp.wire import methods
 from codex_mcp.wire.exec_events import ExecEvent, parse_event
 
 logger = logging.getLogger(__name__)
@@ -50,14 +51,13 @@ _ITEM_TYPES: Final = {
     "todo_list": "todoList",
     "error": "error",
 }
+# app-server has no notification for an updated item: it goes out in the same shape under this name.
+_ITEM_UPDATED: Final = "item/updated"
 _ITEM_METHODS: Final = {
-    "item.started": "item/started",
-    "item.updated": "item/updated",
-    "item.completed": "item/completed",
+    methods.EXEC_EVENT_ITEM_STARTED: methods.ITEM_STARTED,
+    methods.EXEC_EVENT_ITEM_UPDATED: _ITEM_UPDATED,
+    methods.EXEC_EVENT_ITEM_COMPLETED: methods.ITEM_COMPLETED,
 }
-_KNOWN_EVENT_TYPES: Final = frozenset(
-    {"thread.started", "turn.started", "turn.completed", "turn.failed", "error", *_ITEM_METHODS}
-)
 
 
 def _obj(value: object) -> dict[str, Any]:
@@ -150,23 +150,27 @@ class ExecTurnMapper:
         event_type = raw.get("type")
         original = {key: value for key, value in raw.items() if key != "type"}
         match event_type:
-            case "thread.started":
+            case methods.EXEC_EVENT_THREAD_STARTED:
                 return self._thread_started(original)
-            case "turn.started":
+            case methods.EXEC_EVENT_TURN_STARTED:
                 turn: dict[str, Any] = {
                     "id": self.turn_id,
                     "items": [],
                     "status": "inProgress",
                     "error": None,
                 }
-                return [("turn/started", {**original, "threadId": self.thread_id, "turn": turn})]
-            case "item.started" | "item.updated" | "item.completed":
+                return [(methods.TURN_STARTED, {**original, "threadId": self.thread_id, "turn": turn})]
+            case (
+                methods.EXEC_EVENT_ITEM_STARTED
+                | methods.EXEC_EVENT_ITEM_UPDATED
+                | methods.EXEC_EVENT_ITEM_COMPLETED
+            ):
                 return self._item(_ITEM_METHODS[event_type], original)
-            case "turn.completed":
+            case methods.EXEC_EVENT_TURN_COMPLETED:
                 return self._turn_completed(original)
-            case "turn.failed":
+            case methods.EXEC_EVENT_TURN_FAILED:
                 return self._turn_failed(original)
-            case "error":
+            case methods.EXEC_EVENT_ERROR:
                 return [self._error_event(original)]
             case _:
                 logger.warning("exec event of unknown type %r skipped", event_type)
@@ -189,7 +193,7 @@ class ExecTurnMapper:
         error = {"message": message}
         return [
             (
-                "error",
+                methods.ERROR,
                 {"threadId": self.thread_id, "turnId": self.turn_id, "willRetry": False, "error": error},
             ),
             self._complete("failed", error, {"exitCode": returncode}),
@@ -216,13 +220,16 @@ class ExecTurnMapper:
                 self.warnings.append(warning)
             self.thread_id = thread_id
         return [
-            ("thread/started", {**original, "threadId": self.thread_id, "thread": {"id": self.thread_id}})
+            (
+                methods.THREAD_STARTED,
+                {**original, "threadId": self.thread_id, "thread": {"id": self.thread_id}},
+            )
         ]
 
     def _item(self, method: str, original: dict[str, Any]) -> list[Notification]:
         raw_item = _obj(original.get("item"))
         item = convert_item(raw_item)
-        if method == "item/completed" and raw_item.get("type") == "agent_message":
+        if method == methods.ITEM_COMPLETED and raw_item.get("type") == "agent_message":
             text = raw_item.get("text")
             if isinstance(text, str):
                 self.last_agent_message = text
@@ -239,7 +246,7 @@ class ExecTurnMapper:
             total = _token_breakdown(usage)
             token_usage = {"total": total, "last": dict(total)}
             params = {"usage": usage, "threadId": self.thread_id, "turnId": self.turn_id}
-            notes.append(("thread/tokenUsage/updated", {**params, "tokenUsage": token_usage}))
+            notes.append((methods.THREAD_TOKEN_USAGE_UPDATED, {**params, "tokenUsage": token_usage}))
         notes.append(self._complete("completed", None, original))
         return notes
 
@@ -254,7 +261,7 @@ class ExecTurnMapper:
         if error["message"] != self._last_error:
             # exec usually sends the same message as an `error` event just before: say it once.
             params = {"threadId": self.thread_id, "turnId": self.turn_id, "willRetry": False}
-            notes.append(("error", {**params, "error": error}))
+            notes.append((methods.ERROR, {**params, "error": error}))
         notes.append(self._complete("failed", error, original))
         return notes
 
@@ -265,13 +272,13 @@ class ExecTurnMapper:
         if not will_retry:
             self._last_error = text
         params = {"threadId": self.thread_id, "turnId": self.turn_id, "willRetry": will_retry}
-        return ("error", {**original, **params, "error": {"message": text}})
+        return (methods.ERROR, {**original, **params, "error": {"message": text}})
 
     def _complete(self, status: str, error: dict[str, Any] | None, original: dict[str, Any]) -> Notification:
         self.completed = True
         self.status = status
         turn: dict[str, Any] = {"id": self.turn_id, "items": [], "status": status, "error": error}
-        return ("turn/completed", {**original, "threadId": self.thread_id, "turn": turn})
+        return (methods.TURN_COMPLETED, {**original, "threadId": self.thread_id, "turn": turn})
 
 
 def map_line(mapper: ExecTurnMapper, line: bytes) -> list[Notification]:
@@ -283,7 +290,7 @@ def map_line(mapper: ExecTurnMapper, line: bytes) -> list[Notification]:
     if isinstance(event, ExecEvent):
         return mapper.map(event)
     raw = _obj(event.raw)
-    if raw.get("type") in _KNOWN_EVENT_TYPES:
+    if raw.get("type") in methods.EXEC_EVENT_TYPES:
         logger.warning("exec event does not match the pinned schema (%s); mapped as is", event.reason)
         return mapper.map_raw(raw)
     logger.warning("skipped a codex exec stdout line (%s): %.200s", event.reason, event.line)

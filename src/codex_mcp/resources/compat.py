@@ -31,6 +31,15 @@ from codex_mcp.resources.traps import known_traps
 from codex_mcp.sessions.approvals import INTERACTIVE
 from codex_mcp.settings import CodexExecutable
 from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
+from codex_mcp.wire.methods import (
+    ITEM_TOOL_REQUEST_USER_INPUT,
+    THREAD_BACKGROUND_TERMINALS_CLEAN,
+    THREAD_FORK,
+    THREAD_RESUME,
+    THREAD_START,
+    TURN_INTERRUPT,
+    TURN_START,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +74,12 @@ _OUR_DEFS: Final = {
 _MAPPED: Final = {"approvalPolicy": {"on-failure": "on-request"}}
 # Feature -> the app-server methods it needs (client requests we send, server requests we answer).
 FEATURES: Final[dict[str, tuple[str, ...]]] = {
-    "codex": ("thread/start", "turn/start"),
-    "codex_reply": ("turn/start", "thread/resume"),
-    "codex_session.interrupt": ("turn/interrupt",),
-    "codex_session.fork": ("thread/fork",),
-    "codex_session.clean_background_terminals": ("thread/backgroundTerminals/clean",),
-    "codex_check.respond_user_input": ("item/tool/requestUserInput",),
+    "codex": (THREAD_START, TURN_START),
+    "codex_reply": (TURN_START, THREAD_RESUME),
+    "codex_session.interrupt": (TURN_INTERRUPT,),
+    "codex_session.fork": (THREAD_FORK,),
+    "codex_session.clean_background_terminals": (THREAD_BACKGROUND_TERMINALS_CLEAN,),
+    "codex_check.respond_user_input": (ITEM_TOOL_REQUEST_USER_INPUT,),
 }
 
 

@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from codex_mcp.errors import CodexMcpError
-
-Decision = Literal[
-    "accept",
-    "acceptForSession",
-    "acceptWithExecpolicyAmendment",
-    "applyNetworkPolicyAmendment",
-    "decline",
-    "cancel",
-]
+from codex_mcp.wire.methods import (
+    ACCOUNT_CHATGPT_AUTH_TOKENS_REFRESH,
+    APPLY_PATCH_APPROVAL,
+    CURRENT_TIME_READ,
+    EXEC_COMMAND_APPROVAL,
+    ITEM_COMMAND_EXECUTION_REQUEST_APPROVAL,
+    ITEM_FILE_CHANGE_REQUEST_APPROVAL,
+    ITEM_PERMISSIONS_REQUEST_APPROVAL,
+    ITEM_TOOL_CALL,
+    ITEM_TOOL_REQUEST_USER_INPUT,
+    MCP_SERVER_ELICITATION_REQUEST,
+)
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,11 @@ _SIMPLE: Final = ("accept", "acceptForSession", "decline", "cancel")
 _COMMAND: Final = (*_SIMPLE, "acceptWithExecpolicyAmendment", "applyNetworkPolicyAmendment")
 
 INTERACTIVE: Final[dict[str, Interactive]] = {
-    "item/commandExecution/requestApproval": Interactive("approval", "command", _COMMAND),
-    "item/fileChange/requestApproval": Interactive("approval", "fileChange", _SIMPLE),
-    "item/permissions/requestApproval": Interactive("approval", "permissions", _SIMPLE),
-    "mcpServer/elicitation/request": Interactive("approval", "mcpToolCall", _SIMPLE),
-    "item/tool/requestUserInput": Interactive("user_input", "user_input", ()),
+    ITEM_COMMAND_EXECUTION_REQUEST_APPROVAL: Interactive("approval", "command", _COMMAND),
+    ITEM_FILE_CHANGE_REQUEST_APPROVAL: Interactive("approval", "fileChange", _SIMPLE),
+    ITEM_PERMISSIONS_REQUEST_APPROVAL: Interactive("approval", "permissions", _SIMPLE),
+    MCP_SERVER_ELICITATION_REQUEST: Interactive("approval", "mcpToolCall", _SIMPLE),
+    ITEM_TOOL_REQUEST_USER_INPUT: Interactive("user_input", "user_input", ()),
 }
 
 # JSON-RPC error code for requests we will not serve (the reference used the same).
@@ -48,16 +51,16 @@ UNSUPPORTED_CODE: Final = -32000
 
 def immediate_answer(method: str) -> tuple[dict[str, Any] | None, str | None]:
     """(result, None) or (None, error message) for a request answered without the caller."""
-    if method == "currentTime/read":
+    if method == CURRENT_TIME_READ:
         return {"currentTimeAt": int(time.time())}, None
-    if method == "item/tool/call":
+    if method == ITEM_TOOL_CALL:
         return {
             "success": False,
             "contentItems": [{"type": "inputText", "text": "Not supported by codex-mcp"}],
         }, None
-    if method in ("applyPatchApproval", "execCommandApproval"):
+    if method in (APPLY_PATCH_APPROVAL, EXEC_COMMAND_APPROVAL):
         return {"decision": "denied"}, None
-    if method == "account/chatgptAuthTokens/refresh":
+    if method == ACCOUNT_CHATGPT_AUTH_TOKENS_REFRESH:
         return None, "ChatGPT token refresh is not supported by codex-mcp; log in with `codex login`"
     return None, f"{method} is not supported by codex-mcp"
 
@@ -109,13 +112,13 @@ def permission_response(
             f"choose one of {offered}",
             field="decision",
         )
-    if method == "item/permissions/requestApproval":
+    if method == ITEM_PERMISSIONS_REQUEST_APPROVAL:
         granted: object = params.get("permissions") if decision in ("accept", "acceptForSession") else {}
         return {
             "permissions": granted or {},
             "scope": "session" if decision == "acceptForSession" else "turn",
         }
-    if method == "mcpServer/elicitation/request":
+    if method == MCP_SERVER_ELICITATION_REQUEST:
         if decision == "acceptForSession":
             # Codex's MCP tool-call approvals remember a session-wide yes through `_meta.persist`.
             return {"action": "accept", "content": {}, "_meta": {"persist": "session"}}
@@ -133,11 +136,11 @@ def permission_response(
 
 def declined_response(method: str) -> dict[str, Any]:
     """What we answer when a request times out, or its session is cancelled."""
-    if method == "item/tool/requestUserInput":
+    if method == ITEM_TOOL_REQUEST_USER_INPUT:
         return {"answers": {}}
-    if method == "item/permissions/requestApproval":
+    if method == ITEM_PERMISSIONS_REQUEST_APPROVAL:
         return {"permissions": {}, "scope": "turn"}
-    if method == "mcpServer/elicitation/request":
+    if method == MCP_SERVER_ELICITATION_REQUEST:
         return {"action": "decline", "content": None}
     return {"decision": "decline"}
 

@@ -15,6 +15,7 @@ from codex_mcp.sessions import approvals
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.session import PendingRequest, Session
 from codex_mcp.wire.app_server import ServerRequest
+from codex_mcp.wire.methods import MCP_SERVER_ELICITATION_REQUEST
 
 # Bound on answering Codex when we decline on the caller's behalf (timeout, cancel).
 ANSWER_TIMEOUT_S: Final = 5.0
@@ -50,7 +51,7 @@ class CodexRequests:
         if session is None or session.status in ("cancelled", "error"):
             await connection.respond(message.id, approvals.declined_response(message.method))
             return
-        is_mcp = message.method == "mcpServer/elicitation/request"
+        is_mcp = message.method == MCP_SERVER_ELICITATION_REQUEST
         kind = approvals.mcp_kind(params) if is_mcp else interactive.kind
         timeout_s = session.settings.approval_timeout_s
         request = PendingRequest(

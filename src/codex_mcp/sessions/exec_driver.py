@@ -19,6 +19,7 @@ from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
 from codex_mcp.sessions.ingest import ingest_notification
 from codex_mcp.sessions.session import Session
+from codex_mcp.wire.methods import ERROR, THREAD_STARTED, TURN_COMPLETED, TURN_STARTED
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +97,11 @@ class ExecDriver:
 
     async def _run(self, session: Session, spec: ExecTurnSpec, turn_id: str, stop: anyio.Event) -> None:
         def deliver(method: str, params: dict[str, Any]) -> None:
-            if method == "thread/started" and session.thread_id.startswith(PLACEHOLDER_PREFIX):
+            if method == THREAD_STARTED and session.thread_id.startswith(PLACEHOLDER_PREFIX):
                 thread_id = params.get("threadId")
                 if isinstance(thread_id, str):
                     self._on_thread_named(session, thread_id)
-            if session.status == "cancelled" and method in ("turn/started", "turn/completed", "error"):
+            if session.status == "cancelled" and method in (TURN_STARTED, TURN_COMPLETED, ERROR):
                 return
             ingest_notification(session, method, params)
             session.buffer.notify()

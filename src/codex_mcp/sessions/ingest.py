@@ -15,20 +15,19 @@ from typing import Any, Final, cast
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.noise import strip_noise
 from codex_mcp.sessions.session import Session
+from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
+from codex_mcp.wire.methods import (
+    ERROR,
+    ITEM_AGENT_MESSAGE_DELTA,
+    ITEM_COMMAND_EXECUTION_OUTPUT_DELTA,
+    ITEM_COMPLETED,
+    ITEM_STARTED,
+    THREAD_TOKEN_USAGE_UPDATED,
+    TURN_COMPLETED,
+    TURN_STARTED,
+)
 
 Params = dict[str, Any]
-
-# Streaming deltas: merged into one event per item while they stream, skippable by `skipDeltas`.
-DELTA_METHODS: Final[frozenset[str]] = frozenset(
-    {
-        "item/agentMessage/delta",
-        "item/commandExecution/outputDelta",
-        "item/fileChange/outputDelta",
-        "item/reasoning/textDelta",
-        "item/reasoning/summaryTextDelta",
-        "item/plan/delta",
-    }
-)
 _OUTPUT_ITEM_TYPES: Final = frozenset({"agentMessage", "userMessage"})
 _PHASE_BY_ITEM: Final = {
     "reasoning": "reasoning",
@@ -59,17 +58,18 @@ def ingest_notification(session: Session, method: str, params: Params) -> None:
     if special is not None:
         special(session, params)
         return
-    if method in DELTA_METHODS:
-        if method == "item/commandExecution/outputDelta" and session.filter_noise:
+    # Streaming deltas: merged into one event per item while they stream, skippable by `skipDeltas`.
+    if method in DELTA_NOTIFICATIONS:
+        if method == ITEM_COMMAND_EXECUTION_OUTPUT_DELTA and session.filter_noise:
             filtered = _without_noise(params)
             if filtered is None:
                 return
             params = filtered
         key = f"{method}:{params.get('itemId', params.get('turnId', ''))}"
-        event_type = "output" if method == "item/agentMessage/delta" else "progress"
+        event_type = "output" if method == ITEM_AGENT_MESSAGE_DELTA else "progress"
         session.buffer.append(event_type, _event_data(method, params), coalesce_key=key)
         return
-    if method in ("item/started", "item/completed"):
+    if method in (ITEM_STARTED, ITEM_COMPLETED):
         _item(session, method, params)
         return
     session.buffer.append("progress", _event_data(method, params))
@@ -89,9 +89,9 @@ def _without_noise(params: Params) -> Params | None:
 def _item(session: Session, method: str, params: Params) -> None:
     item = _obj(params.get("item"))
     item_type = item.get("type")
-    if method == "item/started" and isinstance(item_type, str):
+    if method == ITEM_STARTED and isinstance(item_type, str):
         session.phase = _PHASE_BY_ITEM.get(item_type, session.phase)
-    if method == "item/completed" and item_type == "agentMessage":
+    if method == ITEM_COMPLETED and item_type == "agentMessage":
         text = item.get("text")
         if isinstance(text, str):
             session.turn_agent_messages.append(text)
@@ -103,7 +103,7 @@ def _turn_started(session: Session, params: Params) -> None:
     turn = _obj(params.get("turn"))
     if isinstance(turn.get("id"), str):
         session.active_turn_id = turn["id"]
-    session.buffer.append("progress", _event_data("turn/started", params))
+    session.buffer.append("progress", _event_data(TURN_STARTED, params))
 
 
 def _token_usage(session: Session, params: Params) -> None:
@@ -116,7 +116,7 @@ def _token_usage(session: Session, params: Params) -> None:
         tokens.reasoning_output_tokens = int(total.get("reasoningOutputTokens", 0))
         tokens.total_tokens = int(total.get("totalTokens", 0))
         tokens.seen = True
-    session.buffer.append("progress", _event_data("thread/tokenUsage/updated", params))
+    session.buffer.append("progress", _event_data(THREAD_TOKEN_USAGE_UPDATED, params))
 
 
 def _error(session: Session, params: Params) -> None:
@@ -125,13 +125,13 @@ def _error(session: Session, params: Params) -> None:
         if session.reconnecting_since is None:
             session.reconnecting_since = time.monotonic()
         session.phase = "retrying"
-        data = {**_event_data("codex-mcp/reconnect", params), "sourceMethod": "error", "phase": "retrying"}
+        data = {**_event_data("codex-mcp/reconnect", params), "sourceMethod": ERROR, "phase": "retrying"}
         session.buffer.append("progress", data, pinned=True)
         return
     session.turn_error = {"message": str(error.get("message", "Codex reported an error"))}
     if error.get("codexErrorInfo") is not None:
         session.turn_error["codexErrorInfo"] = error["codexErrorInfo"]
-    session.buffer.append("error", _event_data("error", params))
+    session.buffer.append("error", _event_data(ERROR, params))
 
 
 def _turn_completed(session: Session, params: Params) -> None:
@@ -142,7 +142,7 @@ def _turn_completed(session: Session, params: Params) -> None:
     )
     if session.turn_finished.is_set() or stale:
         # A turn we already ended (reconnect timeout, child exit) or an older one: just news.
-        session.buffer.append("progress", _event_data("turn/completed", params))
+        session.buffer.append("progress", _event_data(TURN_COMPLETED, params))
         return
     status = str(turn.get("status", "completed"))
     finish_turn(session, status=status, turn_id=turn.get("id"), turn=turn)
@@ -192,7 +192,7 @@ def finish_turn(
     if session.status != "cancelled":
         session.status = "idle" if status in ("completed", "interrupted") else "error"
     session.phase = "finished"
-    event: Params = {"method": "turn/completed", **{k: v for k, v in result.items() if k != "output"}}
+    event: Params = {"method": TURN_COMPLETED, **{k: v for k, v in result.items() if k != "output"}}
     session.buffer.append("result", event)
     session.turn_finished.set()
 
@@ -210,8 +210,8 @@ def _text_from_items(turn: Params) -> str | None:
 
 
 _SPECIAL: Final[dict[str, Callable[[Session, Params], None]]] = {
-    "turn/started": _turn_started,
-    "turn/completed": _turn_completed,
-    "thread/tokenUsage/updated": _token_usage,
-    "error": _error,
+    TURN_STARTED: _turn_started,
+    TURN_COMPLETED: _turn_completed,
+    THREAD_TOKEN_USAGE_UPDATED: _token_usage,
+    ERROR: _error,
 }

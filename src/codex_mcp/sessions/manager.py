@@ -55,7 +55,25 @@ from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
 from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.state.store import StateStore
-from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
+from codex_mcp.wire.app_server import (
+    Notification,
+    ServerRequest,
+    UnknownMessage,
+    notification_thread_id,
+    request_thread_id,
+)
+from codex_mcp.wire.methods import (
+    ERROR,
+    ITEM_COMPLETED,
+    THREAD_BACKGROUND_TERMINALS_CLEAN,
+    THREAD_FORK,
+    THREAD_RESUME,
+    THREAD_START,
+    TURN_COMPLETED,
+    TURN_INTERRUPT,
+    TURN_START,
+    TURN_STARTED,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -277,29 +295,28 @@ class SessionManager:
 
     # --- inbound from Codex ------------------------------------------------------
 
-    def _session_for(self, params: dict[str, Any]) -> Session | None:
-        thread_id = params.get("threadId")
-        return self._by_thread.get(thread_id) if isinstance(thread_id, str) else None
+    def _session_for(self, thread_id: str | None) -> Session | None:
+        return self._by_thread.get(thread_id) if thread_id is not None else None
 
     def on_notification(self, message: Notification) -> None:
         """Record a notification in the session whose thread it names."""
         raw_params = message.raw.get("params")
         params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}  # pyright: ignore[reportUnknownVariableType]
-        session = self._session_for(params)
+        session = self._session_for(notification_thread_id(message.method, params))
         if session is None:
             logger.debug("notification %s for no session", message.method)
             return
-        if session.status == "cancelled" and message.method in ("turn/started", "turn/completed", "error"):
+        if session.status == "cancelled" and message.method in (TURN_STARTED, TURN_COMPLETED, ERROR):
             return
         # Codex re-streams the partial item on every retry, so only a finished item shows recovery.
-        if message.method == "item/completed":
+        if message.method == ITEM_COMPLETED:
             session.reconnecting_since = None
         ingest_notification(session, message.method, params)
         session.buffer.notify()
 
     async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
         """Answer a request from a child now, or show it as an action of its session."""
-        session = self._session_for(request_params(message))
+        session = self._session_for(request_thread_id(message.method, request_params(message)))
         await self._requests.receive(connection, session, message)
 
     async def on_unknown(self, message: UnknownMessage) -> None:
@@ -379,7 +396,7 @@ class SessionManager:
         with anyio.move_on_after(ANSWER_TIMEOUT_S):
             try:
                 await connection.request(
-                    "turn/interrupt",
+                    TURN_INTERRUPT,
                     {"threadId": session.thread_id, "turnId": turn_id},
                     timeout_s=ANSWER_TIMEOUT_S,
                 )
@@ -557,7 +574,7 @@ class SessionManager:
             "ephemeral": settings.ephemeral or None,
         }
         thread_params.update({k: v for k, v in optional.items() if v is not None})
-        response = await self._call(connection, "thread/start", thread_params)
+        response = await self._call(connection, THREAD_START, thread_params)
         thread_id = str(_field(response, "thread", "id"))
         model = _field(response, "model")
         if settings.model is None and isinstance(model, str):
@@ -645,7 +662,7 @@ class SessionManager:
         guard = self._guarded(session.settings.cwd, None)
         if guard is not None:
             resume["config"] = guard
-        await self._call(connection, "thread/resume", resume)
+        await self._call(connection, THREAD_RESUME, resume)
         self._children.loaded(session.connection_key, session.thread_id)
         return connection
 
@@ -681,7 +698,7 @@ class SessionManager:
             }
         session.buffer.append("progress", {"method": "codex-mcp/turn_requested", "phase": "starting"})
         try:
-            response = await self._call(connection, "turn/start", params)
+            response = await self._call(connection, TURN_START, params)
         except CodexMcpError:
             session.status = "error"
             session.turn_finished.set()
@@ -738,7 +755,7 @@ class SessionManager:
         turn_id = session.active_turn_id
         if turn_id is None:
             raise CodexMcpError("SESSION_NOT_RUNNING", "the turn has not started yet; poll and retry")
-        await self._call(connection, "turn/interrupt", {"threadId": session.thread_id, "turnId": turn_id})
+        await self._call(connection, TURN_INTERRUPT, {"threadId": session.thread_id, "turnId": turn_id})
         return session
 
     async def fork(self, session_id: str) -> Session:
@@ -756,7 +773,7 @@ class SessionManager:
         guard = self._guarded(source.settings.cwd, None)
         if guard is not None:
             fork_params["config"] = guard
-        response = await self._call(connection, "thread/fork", fork_params)
+        response = await self._call(connection, THREAD_FORK, fork_params)
         thread_id = str(_field(response, "thread", "id"))
         settings = ThreadSettings(**vars(source.settings))
         fork = Session(
@@ -783,7 +800,7 @@ class SessionManager:
         connection = await self._connection_for(session)
         if connection is None:
             raise exec_not_supported("clean_background_terminals")
-        await self._call(connection, "thread/backgroundTerminals/clean", {"threadId": session.thread_id})
+        await self._call(connection, THREAD_BACKGROUND_TERMINALS_CLEAN, {"threadId": session.thread_id})
         session.buffer.append(
             "progress",
             {"method": "codex-mcp/background_terminals_cleaned", "message": "Background terminals cleaned"},

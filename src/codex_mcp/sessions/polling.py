@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from codex_mcp.sessions.events import Event
-from codex_mcp.sessions.ingest import DELTA_METHODS
 from codex_mcp.sessions.session import TERMINAL, Session
 from codex_mcp.sessions.shaping import ResponseMode, fit_to_max_bytes, shape_event
+from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
 
 WaitReason = Literal["completed", "needs_input", "timeout"]
 
@@ -44,7 +44,7 @@ class PollRequest:
 
 def is_delta(event: Event) -> bool:
     """A streaming delta (left out by `skipDeltas`)."""
-    return event.data.get("method") in DELTA_METHODS
+    return event.data.get("method") in DELTA_NOTIFICATIONS
 
 
 async def poll(

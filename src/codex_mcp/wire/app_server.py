@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 
 RequestId = str | int
 PINNED_CODEX_VERSION: str = registry.PINNED_CODEX_VERSION
+# Streaming deltas of a turn's item, as the schema defines them (see the registry).
+DELTA_NOTIFICATIONS: frozenset[str] = registry.DELTA_NOTIFICATIONS
+# Routing: the thread or turn a message names, read only where its schema declares the id.
+notification_thread_id = registry.notification_thread_id
+notification_turn_id = registry.notification_turn_id
+request_thread_id = registry.request_thread_id
 
 
 @dataclass(frozen=True, slots=True)
