@@ -45,6 +45,7 @@ from codex_mcp.wire.app_server import (
     parse_line,
     parse_result,
 )
+from codex_mcp.wire.calls import ClientCall, R
 from codex_mcp.wire.methods import INITIALIZE, INITIALIZED
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,21 @@ class AppServerConnection:
             error = outcome.error
             raise AppServerRequestError(error.code, error.message, error.data)
         return _typed_result(method, outcome.result)
+
+    async def call(self, call: ClientCall[R], *, timeout_s: float) -> R:
+        """`request` for one of our typed calls: its result as the call's response model.
+
+        Raises:
+            AppServerRequestError, AppServerClosedError, CodexMcpError (TIMEOUT) as `request`;
+            CodexMcpError PROTOCOL_PARSE_ERROR when the result is not what the pinned protocol says.
+        """
+        result = await self.request(call.method, call.params, timeout_s=timeout_s)
+        if not isinstance(result, call.response):
+            raise CodexMcpError(
+                "PROTOCOL_PARSE_ERROR",
+                f"Codex answered {call.method} with a result the pinned protocol does not describe",
+            )
+        return result
 
     async def respond(self, request_id: RequestId, result: dict[str, Any] | BaseModel) -> None:
         """Answer a server request."""

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import anyio
 import anyio.to_thread
@@ -55,6 +55,7 @@ from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
 from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.state.store import StateStore
+from codex_mcp.wire import calls
 from codex_mcp.wire.app_server import (
     Notification,
     ServerRequest,
@@ -62,16 +63,11 @@ from codex_mcp.wire.app_server import (
     notification_thread_id,
     request_thread_id,
 )
+from codex_mcp.wire.calls import ClientCall, R
 from codex_mcp.wire.methods import (
     ERROR,
     ITEM_COMPLETED,
-    THREAD_BACKGROUND_TERMINALS_CLEAN,
-    THREAD_FORK,
-    THREAD_RESUME,
-    THREAD_START,
     TURN_COMPLETED,
-    TURN_INTERRUPT,
-    TURN_START,
     TURN_STARTED,
 )
 
@@ -79,11 +75,6 @@ logger = logging.getLogger(__name__)
 
 # How often the watchdog looks for turns stuck in Codex's reconnect loop.
 _WATCHDOG_PERIOD_S: Final = 1.0
-_SANDBOX_POLICY: Final = {
-    "read-only": {"type": "readOnly"},
-    "workspace-write": {"type": "workspaceWrite"},
-    "danger-full-access": {"type": "dangerFullAccess"},
-}
 # JSON-RPC "invalid params"/"invalid request": Codex refused a value the caller gave.
 
 
@@ -395,9 +386,8 @@ class SessionManager:
             return
         with anyio.move_on_after(ANSWER_TIMEOUT_S):
             try:
-                await connection.request(
-                    TURN_INTERRUPT,
-                    {"threadId": session.thread_id, "turnId": turn_id},
+                await connection.call(
+                    calls.turn_interrupt(thread_id=session.thread_id, turn_id=turn_id),
                     timeout_s=ANSWER_TIMEOUT_S,
                 )
             except (AppServerRequestError, AppServerClosedError, CodexMcpError):
@@ -560,25 +550,23 @@ class SessionManager:
             if begun is not None:
                 begun(session)
             return session
-        thread_params: dict[str, Any] = {
-            "cwd": settings.cwd,
-            "approvalPolicy": settings.approval_policy,
-            "sandbox": settings.sandbox,
-        }
-        optional = {
-            "model": settings.model,
-            "config": self._guarded(settings.cwd, settings.config),
-            "baseInstructions": settings.base_instructions,
-            "developerInstructions": settings.developer_instructions,
-            "personality": settings.personality,
-            "ephemeral": settings.ephemeral or None,
-        }
-        thread_params.update({k: v for k, v in optional.items() if v is not None})
-        response = await self._call(connection, THREAD_START, thread_params)
-        thread_id = str(_field(response, "thread", "id"))
-        model = _field(response, "model")
-        if settings.model is None and isinstance(model, str):
-            settings.model = model
+        started = await self._call(
+            connection,
+            calls.thread_start(
+                cwd=settings.cwd,
+                approval_policy=settings.approval_policy,
+                sandbox=settings.sandbox,
+                model=settings.model,
+                config=self._guarded(settings.cwd, settings.config),
+                base_instructions=settings.base_instructions,
+                developer_instructions=settings.developer_instructions,
+                personality=settings.personality,
+                ephemeral=settings.ephemeral,
+            ),
+        )
+        thread_id = started.thread.id
+        if settings.model is None:
+            settings.model = started.model
         session = Session(
             session_id=f"sess_{uuid.uuid4().hex[:12]}",
             thread_id=thread_id,
@@ -650,19 +638,17 @@ class SessionManager:
                 "this ephemeral session's Codex process is gone (it exited, or codex-mcp restarted); "
                 "its thread cannot resume: start a new session",
             )
-        resume: dict[str, Any] = {
-            "threadId": session.thread_id,
-            "cwd": session.settings.cwd,
-            "approvalPolicy": session.settings.approval_policy,
-            "sandbox": session.settings.sandbox,
-        }
-        if session.settings.model is not None:
-            resume["model"] = session.settings.model
-        # Resuming starts the thread's MCP servers again: the guard goes with it.
-        guard = self._guarded(session.settings.cwd, None)
-        if guard is not None:
-            resume["config"] = guard
-        await self._call(connection, THREAD_RESUME, resume)
+        settings = session.settings
+        resume = calls.thread_resume(
+            thread_id=session.thread_id,
+            cwd=settings.cwd,
+            approval_policy=settings.approval_policy,
+            sandbox=settings.sandbox,
+            model=settings.model,
+            # Resuming starts the thread's MCP servers again: the guard goes with it.
+            config=self._guarded(settings.cwd, None),
+        )
+        await self._call(connection, resume)
         self._children.loaded(session.connection_key, session.thread_id)
         return connection
 
@@ -676,45 +662,40 @@ class SessionManager:
         session.begin_turn(has_output_schema=turn.output_schema is not None)
         if begun is not None:
             begun(session)
-        inputs: list[dict[str, Any]] = [{"type": "text", "text": turn.prompt}]
-        inputs += [{"type": "localImage", "path": path} for path in turn.images]
-        params: dict[str, Any] = {"threadId": session.thread_id, "input": inputs}
         settings = session.settings
-        optional = {
-            "effort": turn.effort or settings.effort,
-            "summary": turn.summary or settings.summary,
-            "personality": turn.personality,
-            "outputSchema": turn.output_schema,
-            "model": turn.model,
-            "approvalPolicy": turn.approval_policy,
-            "cwd": turn.cwd,
-            "sandboxPolicy": _SANDBOX_POLICY.get(turn.sandbox) if turn.sandbox else None,
-        }
-        params.update({k: v for k, v in optional.items() if v is not None})
-        if turn.collaboration_mode is not None:
-            params["collaborationMode"] = {
-                "mode": turn.collaboration_mode,
-                "settings": {"model": settings.model},
-            }
+        request = calls.turn_start(
+            thread_id=session.thread_id,
+            prompt=turn.prompt,
+            images=turn.images,
+            effort=turn.effort or settings.effort,
+            summary=turn.summary or settings.summary,
+            personality=turn.personality,
+            output_schema=turn.output_schema,
+            model=turn.model,
+            approval_policy=turn.approval_policy,
+            cwd=turn.cwd,
+            sandbox=turn.sandbox,
+            collaboration_mode=turn.collaboration_mode,
+            collaboration_model=settings.model,
+        )
         session.buffer.append("progress", {"method": "codex-mcp/turn_requested", "phase": "starting"})
         try:
-            response = await self._call(connection, TURN_START, params)
+            started = await self._call(connection, request)
         except CodexMcpError:
             session.status = "error"
             session.turn_finished.set()
             raise
-        turn_id = _field(response, "turn", "id")
-        if isinstance(turn_id, str) and session.active_turn_id is None and session.status == "running":
-            session.active_turn_id = turn_id
+        if session.active_turn_id is None and session.status == "running":
+            session.active_turn_id = started.turn.id
 
-    async def _call(self, connection: AppServerConnection, method: str, params: dict[str, Any]) -> Any:
+    async def _call(self, connection: AppServerConnection, call: ClientCall[R]) -> R:
         try:
-            return await connection.request(method, params, timeout_s=self._settings.request_timeout_s)
+            return await connection.call(call, timeout_s=self._settings.request_timeout_s)
         except AppServerRequestError as exc:
-            raise codex_refused(method, exc) from exc
+            raise codex_refused(call.method, exc) from exc
         except AppServerClosedError as exc:
             raise CodexMcpError(
-                "APP_SERVER_START_FAILED", f"codex app-server exited during {method}: {exc}"
+                "APP_SERVER_START_FAILED", f"codex app-server exited during {call.method}: {exc}"
             ) from exc
 
     async def cancel(self, session_id: str, reason: str = "cancelled by the caller") -> Session:
@@ -755,7 +736,7 @@ class SessionManager:
         turn_id = session.active_turn_id
         if turn_id is None:
             raise CodexMcpError("SESSION_NOT_RUNNING", "the turn has not started yet; poll and retry")
-        await self._call(connection, TURN_INTERRUPT, {"threadId": session.thread_id, "turnId": turn_id})
+        await self._call(connection, calls.turn_interrupt(thread_id=session.thread_id, turn_id=turn_id))
         return session
 
     async def fork(self, session_id: str) -> Session:
@@ -768,13 +749,10 @@ class SessionManager:
         connection = await self._connection_for(source)
         if connection is None:
             raise exec_not_supported("fork")
-        fork_params: dict[str, Any] = {"threadId": source.thread_id}
         # A forked thread starts its MCP servers: the guard goes with it.
         guard = self._guarded(source.settings.cwd, None)
-        if guard is not None:
-            fork_params["config"] = guard
-        response = await self._call(connection, THREAD_FORK, fork_params)
-        thread_id = str(_field(response, "thread", "id"))
+        forked = await self._call(connection, calls.thread_fork(thread_id=source.thread_id, config=guard))
+        thread_id = forked.thread.id
         settings = ThreadSettings(**vars(source.settings))
         fork = Session(
             session_id=f"sess_{uuid.uuid4().hex[:12]}",
@@ -800,7 +778,7 @@ class SessionManager:
         connection = await self._connection_for(session)
         if connection is None:
             raise exec_not_supported("clean_background_terminals")
-        await self._call(connection, THREAD_BACKGROUND_TERMINALS_CLEAN, {"threadId": session.thread_id})
+        await self._call(connection, calls.background_terminals_clean(thread_id=session.thread_id))
         session.buffer.append(
             "progress",
             {"method": "codex-mcp/background_terminals_cleaned", "message": "Background terminals cleaned"},
@@ -871,14 +849,3 @@ class SessionManager:
 
 def _not_found(session_id: str) -> CodexMcpError:
     return CodexMcpError("SESSION_NOT_FOUND", f"no session {session_id!r}", field="sessionId")
-
-
-def _field(response: object, *names: str) -> object:
-    """A nested field of a Codex result, typed model or raw JSON alike (None when absent)."""
-    value: object = response
-    for name in names:
-        if isinstance(value, dict):
-            value = cast(dict[str, object], value).get(name)
-        else:
-            value = getattr(value, name, None)
-    return value

@@ -114,7 +114,9 @@ def parse_result(method: str, result: Any) -> Any:
 
 def _dump(params: BaseModel | dict[str, Any] | None) -> Any:
     if isinstance(params, BaseModel):
-        return params.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        # Our requests' params are built unvalidated (wire/calls.py): their parts may be plain JSON
+        # where the model has a submodel, which is what is meant.
+        return params.model_dump(mode="json", by_alias=True, exclude_unset=True, warnings=False)
     return params
 
 
