@@ -27,11 +27,6 @@ _CALL_BOUND_S: Final = 60
 _LONG_WAIT_MS: Final = 120_000
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _start(prompt: str, **extra: Any) -> dict[str, Any]:
     return {"prompt": prompt, "approvalPolicy": "never", "sandbox": "read-only", **extra}
 

@@ -51,11 +51,6 @@ RECONNECT_TIMEOUT_MS: Final = 1500
 RECONNECT_SLACK_S: Final = 2.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --- mock model scripts ---------------------------------------------------------------------
 
 

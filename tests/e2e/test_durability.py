@@ -43,11 +43,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 HOLD_COMMAND = "setsid sleep 313 >/dev/null 2>&1 & exec sleep 300"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _hold(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
     """Run a long command, then answer once its output is back (it never is, here)."""
     if analyse(body).step > 0:

@@ -22,11 +22,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 EXEC = {"CODEX_MCP_MODE": "exec"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _start(prompt: str, **advanced: Any) -> dict[str, Any]:
     arguments: dict[str, Any] = {"prompt": prompt, "approvalPolicy": "never", "sandbox": "workspace-write"}
     arguments["advanced"] = {"waitForResult": 60000, **advanced}

@@ -34,11 +34,6 @@ TEST_BOUND_S: Final = 90.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def impatient_env(codex_env: CodexEnv) -> CodexEnv:
     """`codex_env` whose provider gives up on a silent stream after IDLE_TIMEOUT_MS."""
     path = codex_env.codex_home / "config.toml"

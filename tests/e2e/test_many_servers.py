@@ -27,11 +27,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 _SERVERS = 4
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _arguments(prompt: str, wait_ms: int | None = 30_000) -> dict[str, Any]:
     arguments: dict[str, Any] = {"prompt": prompt, "approvalPolicy": "never", "sandbox": "read-only"}
     if wait_ms is not None:

@@ -20,11 +20,6 @@ from tests.harness.scenarios import (
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _start(prompt: str, **extra: Any) -> dict[str, Any]:
     return {"prompt": prompt, "approvalPolicy": "never", "sandbox": "workspace-write", **extra}
 

@@ -51,11 +51,6 @@ PROMPT_STOP_S = 3.0
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Recorder:
     """The notification callback: keeps everything, in order, and can act on a method's arrival."""
 
