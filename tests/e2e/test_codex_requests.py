@@ -486,10 +486,17 @@ async def test_a_reconnect_timeout_stays_the_turns_only_result_after_codex_confi
     async with _server(retrying_env, _RECONNECT_ENV) as mcp:
         started = await mcp.call("codex", _start("scenario:drop_before_output go", "never"))
         _, events = await mcp.run_to_end(started["sessionId"])
-        # Codex answers our turn/interrupt with a turn/completed of its own; let it arrive.
-        await anyio.sleep(2.0)
-        later, more = await mcp.poll_until(started["sessionId"], _finished)
-    results = [(e["data"]["status"], e["data"].get("reason")) for e in _events_of(events + more, "result")]
+        # Codex answers our turn/interrupt with a turn/completed of its own: wait until it is in.
+        seen = list(events)
+
+        def codex_confirmed(poll: dict[str, Any]) -> bool:
+            seen.extend(poll["events"])
+            return bool(_events_of(seen, "progress", "turn/completed"))
+
+        later, _ = await mcp.poll_until(started["sessionId"], codex_confirmed)
+    [confirmation] = _events_of(seen, "progress", "turn/completed")
+    assert confirmation["data"]["turn"]["status"] == "interrupted"
+    results = [(e["data"]["status"], e["data"].get("reason")) for e in _events_of(seen, "result")]
     assert results == [("failed", "reconnect_timeout")]
     assert later["status"] == "error"
     assert later["result"]["reason"] == "reconnect_timeout"

@@ -16,6 +16,7 @@ from tests.harness.scenarios import (
     PLAIN_TEXT,
     USER_INPUT_QUESTION_ID,
 )
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
@@ -414,7 +415,12 @@ async def test_a_failed_turn_reports_the_error(codex_env: CodexEnv) -> None:
     assert out["result"]["error"]["message"]
 
 
-async def test_a_long_wait_does_not_block_other_calls(codex_env: CodexEnv) -> None:
+async def test_a_long_wait_does_not_block_other_calls(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    def long_call_is_in_its_turn() -> bool:
+        return any(request.scenario == "slow" for request in mock_model.responses_requests())
+
     async with running_server(codex_env) as mcp:
         timings: dict[str, float] = {}
         started: dict[str, Any] = {}
@@ -433,7 +439,8 @@ async def test_a_long_wait_does_not_block_other_calls(codex_env: CodexEnv) -> No
 
         async with anyio.create_task_group() as group:
             group.start_soon(long_wait)
-            await anyio.sleep(0.5)  # let the long call reach the server first
+            # The long call is inside its wait once its turn asks the model.
+            await wait_until(long_call_is_in_its_turn, timeout_s=30, what="the slow turn's model request")
             group.start_soon(quick)
         await mcp.call("codex_session", {"action": "cancel", "sessionId": started["sessionId"]})
     assert started["execution"]["reason"] == "timeout"
