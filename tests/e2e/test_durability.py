@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import anyio
 import pytest
 
-from tests.e2e.client import McpServerUnderTest, running_server, server_env
+from tests.e2e.client import McpServerUnderTest, codex_args, running_server, server_env
 from tests.e2e.processes import live_processes_with_env
 from tests.e2e.raw_client import RawClient
 from tests.harness.codex_env import CodexEnv
@@ -60,15 +60,7 @@ def _hold(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
 
 async def _finished(mcp: McpServerUnderTest, prompt: str) -> dict[str, Any]:
     """A session started and waited for to the end of its first turn."""
-    return await mcp.call(
-        "codex",
-        {
-            "prompt": prompt,
-            "approvalPolicy": "never",
-            "sandbox": "read-only",
-            "advanced": {"waitForResult": 30000},
-        },
-    )
+    return await mcp.call("codex", codex_args(prompt, sandbox="read-only", wait_ms=30000))
 
 
 def _inputs(mock: MockModelServer) -> str:
