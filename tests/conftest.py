@@ -23,3 +23,11 @@ def anyio_backend() -> str:
     A module that means to run on another backend overrides this fixture in that module.
     """
     return "asyncio"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files of tests/contract/test_golden_replays.py instead of comparing",
+    )
