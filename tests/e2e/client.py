@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import anyio
 import mcp_types as types
@@ -24,6 +24,28 @@ from tests.harness.codex_env import CodexEnv
 
 # A turn against the mock takes well under a second; this bounds a stuck one.
 TURN_TIMEOUT_S = 60.0
+
+
+# What an e2e `codex` call asks for unless it says otherwise: no approvals, and a sandbox in which
+# the scenarios that run commands can write the workspace.
+CODEX_DEFAULTS: Final[Mapping[str, str]] = {"approvalPolicy": "never", "sandbox": "workspace-write"}
+
+
+def codex_args(
+    prompt: str, *, wait_ms: int | None = None, advanced: Mapping[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """The arguments of a `codex` tool call, the one place e2e tests build them.
+
+    `fields` are further tool fields by their names in the schema (`approvalPolicy="untrusted"`,
+    `sandbox="read-only"`, `profile=...`), over `CODEX_DEFAULTS`. `advanced` is sent when either it
+    or `wait_ms` (its `waitForResult`) is given.
+    """
+    arguments: dict[str, Any] = {"prompt": prompt, **CODEX_DEFAULTS, **fields}
+    extra: dict[str, Any] = {} if wait_ms is None else {"waitForResult": wait_ms}
+    extra.update(advanced or {})
+    if extra:
+        arguments["advanced"] = extra
+    return arguments
 
 
 @dataclass(frozen=True)

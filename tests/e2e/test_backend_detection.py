@@ -42,11 +42,6 @@ _TEST_BOUND_S: Final = 90.0
 _USAGE_ERROR: Final = "echo \"error: unrecognized subcommand 'app-server'\" >&2; exit 2"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _stand_in(path: Path, codex_env: CodexEnv, on_help: str, on_app_server: str = "") -> Path:
     """A Codex whose `app-server --help` runs `on_help` (and `app-server` alone `on_app_server`, if
     given); every call is logged to `<path>.log`, everything else goes to the real Codex."""

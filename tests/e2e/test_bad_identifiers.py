@@ -69,11 +69,6 @@ _ID_CALLS: Final[list[tuple[str, dict[str, Any], str]]] = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class _Wire:
     """Raw request lines to the server, and the answer to each, by id."""
 

@@ -49,11 +49,6 @@ _BAD_REQUESTS: list[tuple[bytes, int | str | None, int]] = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
     codex_env: CodexEnv, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Final
 import anyio
 import pytest
 
-from tests.e2e.client import McpServerUnderTest, running_server
+from tests.e2e.client import McpServerUnderTest, codex_args, running_server
 from tests.harness.codex_env import CodexEnv
 from tests.harness.scenarios import PLAIN_TEXT, SLOW_TEXT_PREFIX
 
@@ -25,15 +25,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 _ENV: Final = {"CODEX_MCP_HEARTBEAT_MS": "200"}
 _CALL_BOUND_S: Final = 60
 _LONG_WAIT_MS: Final = 120_000
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def _start(prompt: str, **extra: Any) -> dict[str, Any]:
-    return {"prompt": prompt, "approvalPolicy": "never", "sandbox": "read-only", **extra}
 
 
 async def _cancel_once_waiting(mcp: McpServerUnderTest, tool: str, arguments: dict[str, Any]) -> None:
@@ -70,9 +61,11 @@ async def test_a_cancelled_codex_call_leaves_its_session_running_and_marked_in_l
     codex_env: CodexEnv,
 ) -> None:
     async with running_server(codex_env, _ENV) as mcp:
-        other = await mcp.call("codex", _start("scenario:plain other", advanced={"waitForResult": 30000}))
+        other = await mcp.call(
+            "codex", codex_args("scenario:plain other", sandbox="read-only", wait_ms=30000)
+        )
         await _cancel_once_waiting(
-            mcp, "codex", _start("scenario:slow take long", advanced={"waitForResult": _LONG_WAIT_MS})
+            mcp, "codex", codex_args("scenario:slow take long", sandbox="read-only", wait_ms=_LONG_WAIT_MS)
         )
         [found] = await _marked_sessions(mcp)
         got = await mcp.call("codex_session", {"action": "get", "sessionId": found["sessionId"]})
@@ -93,7 +86,9 @@ async def test_a_cancelled_codex_reply_marks_its_session_until_the_next_turn_sta
     codex_env: CodexEnv,
 ) -> None:
     async with running_server(codex_env, _ENV) as mcp:
-        started = await mcp.call("codex", _start("scenario:plain first", advanced={"waitForResult": 30000}))
+        started = await mcp.call(
+            "codex", codex_args("scenario:plain first", sandbox="read-only", wait_ms=30000)
+        )
         session_id = started["sessionId"]
         await _cancel_once_waiting(
             mcp,

@@ -19,7 +19,7 @@ from typing import Any, Final
 import anyio
 import pytest
 
-from tests.e2e.client import McpServerUnderTest, running_server
+from tests.e2e.client import McpServerUnderTest, codex_args, running_server
 from tests.e2e.echo_mcp_server import ECHO_PREFIX
 from tests.harness.codex_env import CodexEnv, create_codex_env
 from tests.harness.mock_model import MockModelServer
@@ -49,11 +49,6 @@ TEST_BOUND_S: Final = 90.0
 RECONNECT_TIMEOUT_MS: Final = 1500
 # The watchdog looks once a second; the interrupt and a poll add a little more.
 RECONNECT_SLACK_S: Final = 2.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # --- mock model scripts ---------------------------------------------------------------------
@@ -206,13 +201,6 @@ async def _server(
             yield mcp
 
 
-def _start(prompt: str, policy: str, **advanced: Any) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"prompt": prompt, "approvalPolicy": policy, "sandbox": "workspace-write"}
-    if advanced:
-        arguments["advanced"] = advanced
-    return arguments
-
-
 def _has_action(poll: dict[str, Any]) -> bool:
     return bool(poll.get("actions"))
 
@@ -278,7 +266,9 @@ async def test_an_accepted_mcp_tool_call_approval_runs_the_tool_and_the_model_ge
     echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path, policy: str
 ) -> None:
     async with _server(echo_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:mcp_echo echo something", policy))
+        started = await mcp.call(
+            "codex", codex_args("scenario:mcp_echo echo something", approvalPolicy=policy)
+        )
         poll, before = await mcp.poll_until(started["sessionId"], _has_action)
         assert poll["status"] == "waiting_approval"
         assert poll["recommendedNextAction"] == "respond_permission"
@@ -318,7 +308,9 @@ async def test_a_declined_mcp_tool_call_does_not_run_and_the_model_is_told(
     echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path
 ) -> None:
     async with _server(echo_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:mcp_echo echo something", "untrusted"))
+        started = await mcp.call(
+            "codex", codex_args("scenario:mcp_echo echo something", approvalPolicy="untrusted")
+        )
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         [action] = poll["actions"]
         assert action["kind"] == "mcpToolCall"
@@ -337,9 +329,7 @@ async def test_under_never_codex_refuses_an_mcp_tool_call_without_an_action(
     echo_env: CodexEnv, scripted_model: MockModelServer, echo_log: Path
 ) -> None:
     async with _server(echo_env) as mcp:
-        out = await mcp.call(
-            "codex", _start("scenario:mcp_echo echo something", "never", waitForResult=30000)
-        )
+        out = await mcp.call("codex", codex_args("scenario:mcp_echo echo something", wait_ms=30000))
     assert out["status"] == "idle"
     assert "actions" not in out
     assert _echo_calls(echo_log) == []
@@ -352,7 +342,7 @@ async def test_an_mcp_server_whose_tools_are_preapproved_runs_them_without_an_ac
 ) -> None:
     async with _server(approved_echo_env) as mcp:
         out = await mcp.call(
-            "codex", _start("scenario:mcp_echo echo something", "untrusted", waitForResult=30000)
+            "codex", codex_args("scenario:mcp_echo echo something", approvalPolicy="untrusted", wait_ms=30000)
         )
     assert out["status"] == "idle"
     assert "actions" not in out
@@ -365,7 +355,9 @@ async def test_accept_for_session_on_an_mcp_tool_call_stops_codex_asking_again_f
     echo_env: CodexEnv, echo_log: Path
 ) -> None:
     async with _server(echo_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:mcp_echo_twice echo twice", "untrusted"))
+        started = await mcp.call(
+            "codex", codex_args("scenario:mcp_echo_twice echo twice", approvalPolicy="untrusted")
+        )
         session_id = started["sessionId"]
         poll, before = await mcp.poll_until(session_id, _has_action)
         [action] = poll["actions"]
@@ -390,7 +382,12 @@ async def test_a_permissions_request_is_an_action_and_accepting_grants_what_the_
 ) -> None:
     async with _server(codex_env) as mcp:
         started = await mcp.call(
-            "codex", _start("scenario:permissions need network", "on-request", config=_PERMISSIONS_CONFIG)
+            "codex",
+            codex_args(
+                "scenario:permissions need network",
+                approvalPolicy="on-request",
+                advanced={"config": _PERMISSIONS_CONFIG},
+            ),
         )
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         [action] = poll["actions"]
@@ -416,7 +413,12 @@ async def test_a_declined_permissions_request_grants_nothing(
 ) -> None:
     async with _server(codex_env) as mcp:
         started = await mcp.call(
-            "codex", _start("scenario:permissions need network", "untrusted", config=_PERMISSIONS_CONFIG)
+            "codex",
+            codex_args(
+                "scenario:permissions need network",
+                approvalPolicy="untrusted",
+                advanced={"config": _PERMISSIONS_CONFIG},
+            ),
         )
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         [action] = poll["actions"]
@@ -440,7 +442,7 @@ async def test_a_turn_stuck_reconnecting_fails_with_reconnect_timeout_and_the_se
 ) -> None:
     async with _server(retrying_env, _RECONNECT_ENV) as mcp:
         with anyio.fail_after(30):
-            started = await mcp.call("codex", _start("scenario:drop keep dropping", "never"))
+            started = await mcp.call("codex", codex_args("scenario:drop keep dropping"))
             final, events = await mcp.run_to_end(started["sessionId"])
         assert final["status"] == "error"
         assert final["result"]["status"] == "failed"
@@ -466,7 +468,7 @@ async def test_the_reconnect_timeout_runs_from_the_first_retry_when_no_output_st
     retrying_env: CodexEnv,
 ) -> None:
     async with _server(retrying_env, _RECONNECT_ENV) as mcp:
-        started = await mcp.call("codex", _start("scenario:drop_before_output go", "never"))
+        started = await mcp.call("codex", codex_args("scenario:drop_before_output go"))
         _, events = await mcp.run_to_end(started["sessionId"])
     first_retry = _events_of(events, "progress", "codex-mcp/reconnect")[0]
     [failed] = _reconnect_timeouts(events)
@@ -478,7 +480,7 @@ async def test_the_reconnect_timeout_runs_from_the_first_retry_even_when_each_re
     retrying_env: CodexEnv,
 ) -> None:
     async with _server(retrying_env, _RECONNECT_ENV) as mcp:
-        started = await mcp.call("codex", _start("scenario:drop keep dropping", "never"))
+        started = await mcp.call("codex", codex_args("scenario:drop keep dropping"))
         _, events = await mcp.run_to_end(started["sessionId"])
     first_retry = _events_of(events, "progress", "codex-mcp/reconnect")[0]
     [failed] = _reconnect_timeouts(events)
@@ -489,12 +491,19 @@ async def test_a_reconnect_timeout_stays_the_turns_only_result_after_codex_confi
     retrying_env: CodexEnv,
 ) -> None:
     async with _server(retrying_env, _RECONNECT_ENV) as mcp:
-        started = await mcp.call("codex", _start("scenario:drop_before_output go", "never"))
+        started = await mcp.call("codex", codex_args("scenario:drop_before_output go"))
         _, events = await mcp.run_to_end(started["sessionId"])
-        # Codex answers our turn/interrupt with a turn/completed of its own; let it arrive.
-        await anyio.sleep(2.0)
-        later, more = await mcp.poll_until(started["sessionId"], _finished)
-    results = [(e["data"]["status"], e["data"].get("reason")) for e in _events_of(events + more, "result")]
+        # Codex answers our turn/interrupt with a turn/completed of its own: wait until it is in.
+        seen = list(events)
+
+        def codex_confirmed(poll: dict[str, Any]) -> bool:
+            seen.extend(poll["events"])
+            return bool(_events_of(seen, "progress", "turn/completed"))
+
+        later, _ = await mcp.poll_until(started["sessionId"], codex_confirmed)
+    [confirmation] = _events_of(seen, "progress", "turn/completed")
+    assert confirmation["data"]["turn"]["status"] == "interrupted"
+    results = [(e["data"]["status"], e["data"].get("reason")) for e in _events_of(seen, "result")]
     assert results == [("failed", "reconnect_timeout")]
     assert later["status"] == "error"
     assert later["result"]["reason"] == "reconnect_timeout"

@@ -11,14 +11,14 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
 import pytest
 
-from tests.e2e.client import McpServerUnderTest, running_server, server_env
+from tests.e2e.client import McpServerUnderTest, codex_args, running_server, server_env
 from tests.e2e.processes import live_processes_with_env
 from tests.e2e.raw_client import RawClient
 from tests.harness.codex_env import CodexEnv
@@ -34,6 +34,7 @@ from tests.harness.scenarios import (
     decide,
     function_call_events,
 )
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
@@ -41,11 +42,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 # server or a `nohup` would), which Codex's own clean-up cannot reach: only the reaper can.
 # Its argv ("313") is unique, so the test can find it in /proc.
 HOLD_COMMAND = "setsid sleep 313 >/dev/null 2>&1 & exec sleep 300"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _hold(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
@@ -64,15 +60,7 @@ def _hold(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
 
 async def _finished(mcp: McpServerUnderTest, prompt: str) -> dict[str, Any]:
     """A session started and waited for to the end of its first turn."""
-    return await mcp.call(
-        "codex",
-        {
-            "prompt": prompt,
-            "approvalPolicy": "never",
-            "sandbox": "read-only",
-            "advanced": {"waitForResult": 30000},
-        },
-    )
+    return await mcp.call("codex", codex_args(prompt, sandbox="read-only", wait_ms=30000))
 
 
 def _inputs(mock: MockModelServer) -> str:
@@ -127,13 +115,17 @@ async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversati
             },
         )
         session_id = started["sessionId"]
-        await _until(lambda: bool(_holders(codex_env)))
+        await wait_until(lambda: bool(_holders(codex_env)), timeout_s=30, what="the held command")
         before = await _call(
             first, "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
         )
         assert before["status"] == "running"
-        # The cursor and status are written a few times a second; events as they come.
-        await anyio.sleep(0.6)
+        # Events go to disk as they come; the cursor with the rest of meta.json a few times a second.
+        await wait_until(
+            lambda: _written_cursor(codex_env, session_id) == before["nextCursor"],
+            timeout_s=10,
+            what="the poll's cursor in meta.json",
+        )
         children = _holders(codex_env) + _app_servers(codex_env)
         (entry,) = (codex_env.root / "state" / "servers").glob("*.json")
         ledger = json.loads(entry.read_text())
@@ -183,9 +175,14 @@ async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversati
     assert _holders(codex_env) == []
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():  # noqa: ASYNC110 - /proc has nothing to wait on
-        await anyio.sleep(0.05)
+def _written_cursor(codex_env: CodexEnv, session_id: str) -> int | None:
+    """The cursor the server last wrote for `session_id` (None before meta.json is readable)."""
+    try:
+        meta = json.loads((codex_env.root / "state" / "sessions" / session_id / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    cursor = meta.get("lastCursor")
+    return cursor if isinstance(cursor, int) else None
 
 
 def _alive(pid: int) -> bool:

@@ -17,11 +17,6 @@ from tests.harness.codex_env import CodexEnv
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _answers_over_stdio(codex_env: CodexEnv, requests: list[dict[str, Any]], log: Path) -> list[bytes]:
     """The lines a real server process writes for `requests` (sent at once, as clients do)."""
     wanted = sum(1 for request in requests if "id" in request)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from tests.e2e.client import running_server
+from tests.e2e.client import codex_args, running_server
 from tests.e2e.processes import live_processes_with_env
 from tests.harness.codex_env import CodexEnv
 from tests.harness.images import tiny_png
@@ -22,24 +21,13 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 EXEC = {"CODEX_MCP_MODE": "exec"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def _start(prompt: str, **advanced: Any) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"prompt": prompt, "approvalPolicy": "never", "sandbox": "workspace-write"}
-    arguments["advanced"] = {"waitForResult": 60000, **advanced}
-    return arguments
-
-
 def _inputs_text(mock: MockModelServer) -> str:
     return json.dumps(mock.responses_requests()[-1].input_items)
 
 
 async def test_a_plain_exec_turn_returns_the_agents_answer(codex_env: CodexEnv) -> None:
     async with running_server(codex_env, EXEC) as mcp:
-        out = await mcp.call("codex", _start("scenario:plain hello"))
+        out = await mcp.call("codex", codex_args("scenario:plain hello", wait_ms=60000))
         info = await mcp.call(
             "codex_session", {"action": "get", "sessionId": out["sessionId"], "includeSensitive": True}
         )
@@ -54,7 +42,7 @@ async def test_an_exec_reply_resumes_the_thread_with_its_context(
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     async with running_server(codex_env, EXEC) as mcp:
-        first = await mcp.call("codex", _start("scenario:plain the password is HERON"))
+        first = await mcp.call("codex", codex_args("scenario:plain the password is HERON", wait_ms=60000))
         reply = await mcp.call(
             "codex_reply",
             {
@@ -81,7 +69,12 @@ async def test_exec_structured_output_and_image_input(
     }
     async with running_server(codex_env, EXEC) as mcp:
         out = await mcp.call(
-            "codex", _start("scenario:structured look", outputSchema=schema, images=[str(image)])
+            "codex",
+            codex_args(
+                "scenario:structured look",
+                wait_ms=60000,
+                advanced={"outputSchema": schema, "images": [str(image)]},
+            ),
         )
     assert out["result"]["structuredOutput"] == json.loads(out["result"]["text"])
     assert "input_image" in _inputs_text(mock_model)
@@ -104,7 +97,7 @@ async def test_cancelling_an_exec_turn_stops_its_child(codex_env: CodexEnv) -> N
 
 async def test_fork_and_background_terminals_are_not_supported_in_exec_mode(codex_env: CodexEnv) -> None:
     async with running_server(codex_env, EXEC) as mcp:
-        out = await mcp.call("codex", _start("scenario:plain hi"))
+        out = await mcp.call("codex", codex_args("scenario:plain hi", wait_ms=60000))
         fork = await mcp.error("codex_session", {"action": "fork", "sessionId": out["sessionId"]})
         clean = await mcp.error(
             "codex_session", {"action": "clean_background_terminals", "sessionId": out["sessionId"]}
@@ -125,7 +118,7 @@ async def test_a_codex_without_app_server_is_detected_and_run_in_exec_mode(
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
     async with running_server(codex_env, {"CODEX_MCP_PATH": str(stand_in)}) as mcp:
         setup = await mcp.call("codex_setup", {})
-        out = await mcp.call("codex", _start("scenario:plain hi"))
+        out = await mcp.call("codex", codex_args("scenario:plain hi", wait_ms=60000))
     assert setup["backend"]["mode"] == "exec"
     assert out["result"]["text"] == PLAIN_TEXT
 

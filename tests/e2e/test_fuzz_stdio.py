@@ -85,11 +85,6 @@ NONSENSE_LINES: Final = (
 pytestmark = pytest.mark.timeout(max(300, STDIO_EXAMPLES * 5))
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _fake_env(codex_env: CodexEnv) -> dict[str, str]:
     fake = write_fake_codex(codex_env.root / "fake-bin")
     (codex_env.codex_home / f"{PROFILE}.config.toml").write_text('model = "fuzz-model"\n', encoding="utf-8")

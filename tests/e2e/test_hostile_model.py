@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import pytest
 
-from tests.e2e.client import McpServerUnderTest, running_server
+from tests.e2e.client import McpServerUnderTest, codex_args, running_server
 from tests.e2e.processes import live_processes_with_env
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer
@@ -31,11 +31,6 @@ RUNNING_TTL_MS: Final = 3000
 # The watchdog looks once a second; Codex's own wind-down and a poll add a little more.
 SLACK_S: Final = 5.0
 TEST_BOUND_S: Final = 90.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -59,15 +54,6 @@ async def _server(
     assert live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}") == []
 
 
-def _start(prompt: str, wait_ms: int = 30_000) -> dict[str, Any]:
-    return {
-        "prompt": prompt,
-        "approvalPolicy": "never",
-        "sandbox": "read-only",
-        "advanced": {"waitForResult": wait_ms},
-    }
-
-
 async def _reply_works(mcp: McpServerUnderTest, session_id: str) -> None:
     reply = await mcp.call(
         "codex_reply", {"sessionId": session_id, "prompt": "scenario:plain again", "waitForResult": 30_000}
@@ -80,7 +66,9 @@ async def test_http_500s_fail_the_turn_with_the_providers_error_and_the_session_
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     async with _server(codex_env) as mcp:
-        out = await mcp.call("codex", _start("scenario:http500 fail please"))
+        out = await mcp.call(
+            "codex", codex_args("scenario:http500 fail please", sandbox="read-only", wait_ms=30_000)
+        )
         await _reply_works(mcp, out["sessionId"])
     assert out["status"] == "error"
     assert out["execution"]["reason"] == "completed"
@@ -92,7 +80,9 @@ async def test_http_500s_fail_the_turn_with_the_providers_error_and_the_session_
 
 async def test_a_dropped_stream_fails_the_turn_and_the_session_takes_a_reply(codex_env: CodexEnv) -> None:
     async with _server(codex_env) as mcp:
-        out = await mcp.call("codex", _start("scenario:drop the stream breaks"))
+        out = await mcp.call(
+            "codex", codex_args("scenario:drop the stream breaks", sandbox="read-only", wait_ms=30_000)
+        )
         await _reply_works(mcp, out["sessionId"])
     assert out["status"] == "error"
     assert out["result"]["status"] == "failed"
@@ -102,7 +92,9 @@ async def test_a_dropped_stream_fails_the_turn_and_the_session_takes_a_reply(cod
 async def test_a_stream_gone_silent_fails_the_turn_once_codex_gives_up_on_it(impatient_env: CodexEnv) -> None:
     async with _server(impatient_env) as mcp:
         began = time.monotonic()
-        out = await mcp.call("codex", _start("scenario:hang then nothing"))
+        out = await mcp.call(
+            "codex", codex_args("scenario:hang then nothing", sandbox="read-only", wait_ms=30_000)
+        )
         waited = time.monotonic() - began
         await _reply_works(mcp, out["sessionId"])
     assert out["status"] == "error"
@@ -117,10 +109,14 @@ async def test_a_stream_gone_silent_is_cancelled_by_the_running_ttl_when_codex_w
     ttl = {"CODEX_MCP_RUNNING_TTL_MS": str(RUNNING_TTL_MS), "CODEX_MCP_TTL_WARNING_MS": "1000"}
     async with _server(codex_env, ttl) as mcp:
         began = time.monotonic()
-        started = await mcp.call("codex", _start("scenario:hang then nothing", wait_ms=0))
+        started = await mcp.call(
+            "codex", codex_args("scenario:hang then nothing", sandbox="read-only", wait_ms=0)
+        )
         final, events = await mcp.run_to_end(started["sessionId"])
         waited = time.monotonic() - began
-        fresh = await mcp.call("codex", _start("scenario:plain hello"))
+        fresh = await mcp.call(
+            "codex", codex_args("scenario:plain hello", sandbox="read-only", wait_ms=30_000)
+        )
     assert final["status"] == "cancelled"
     assert final["result"]["status"] == "cancelled"
     assert final["result"]["reason"] == "running_timeout"
@@ -145,9 +141,13 @@ async def test_500s_on_every_retry_fail_the_turn_once_codex_stops_retrying(
     retrying_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     async with _server(retrying_env) as mcp:
-        out = await mcp.call("codex", _start("scenario:http500 fail every time"))
+        out = await mcp.call(
+            "codex", codex_args("scenario:http500 fail every time", sandbox="read-only", wait_ms=30_000)
+        )
         final, events = await mcp.run_to_end(out["sessionId"])
-        fresh = await mcp.call("codex", _start("scenario:plain hello"))
+        fresh = await mcp.call(
+            "codex", codex_args("scenario:plain hello", sandbox="read-only", wait_ms=30_000)
+        )
     assert final["status"] == "error"
     assert final["result"]["status"] == "failed"
     assert final["result"]["error"]["message"]

@@ -19,11 +19,6 @@ SHORT_LIFETIMES = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_an_idle_session_is_warned_then_cancelled_then_forgotten(codex_env: CodexEnv) -> None:
     async with running_server(codex_env, SHORT_LIFETIMES) as mcp:
         out = await mcp.call(

@@ -29,11 +29,6 @@ SESSIONS: Final = 20
 _TOKEN: Final = re.compile(r"TOKEN-(\d+)")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def echo_with_approval(body: Mapping[str, object], options: ScenarioOptions) -> Reply:
     """Run `echo <token>` (which needs an approval), then stream an answer naming the token."""
     conversation = analyse(body)

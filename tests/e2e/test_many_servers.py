@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.e2e.client import McpServerUnderTest, running_server, server_env
+from tests.e2e.client import McpServerUnderTest, codex_args, running_server, server_env
 from tests.e2e.raw_client import RawClient
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer
@@ -25,18 +25,6 @@ from tests.harness.scenarios import PLAIN_TEXT
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
 _SERVERS = 4
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def _arguments(prompt: str, wait_ms: int | None = 30_000) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"prompt": prompt, "approvalPolicy": "never", "sandbox": "read-only"}
-    if wait_ms is not None:
-        arguments["advanced"] = {"waitForResult": wait_ms}
-    return arguments
 
 
 async def test_four_servers_serve_at_once_and_a_fifth_lists_every_session_with_its_owner(
@@ -49,7 +37,10 @@ async def test_four_servers_serve_at_once_and_a_fifth_lists_every_session_with_i
         results: dict[int, dict[str, Any]] = {}
 
         async def run(index: int, mcp: McpServerUnderTest) -> None:
-            results[index] = await mcp.call("codex", _arguments(f"scenario:plain from server {index}"))
+            results[index] = await mcp.call(
+                "codex",
+                codex_args(f"scenario:plain from server {index}", sandbox="read-only", wait_ms=30_000),
+            )
 
         with anyio.fail_after(90):
             async with anyio.create_task_group() as task_group:
@@ -88,7 +79,7 @@ async def test_four_servers_serve_at_once_and_a_fifth_lists_every_session_with_i
 
 async def test_a_long_poll_of_another_servers_session_sees_its_turn_end(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as owner, running_server(codex_env) as watcher:
-        started = await owner.call("codex", _arguments("scenario:slow take a while", wait_ms=None))
+        started = await owner.call("codex", codex_args("scenario:slow take a while", sandbox="read-only"))
         final, events = await watcher.poll_until(started["sessionId"], lambda p: p["status"] == "idle")
     assert final["result"]["status"] == "completed"
     assert [e["type"] for e in events][-1] == "result"
@@ -109,7 +100,10 @@ async def test_a_session_whose_server_was_killed_mid_turn_is_adopted_and_its_thr
             await doomed.initialize()
             response = await doomed.request(
                 "tools/call",
-                {"name": "codex", "arguments": _arguments("scenario:slow remember OSPREY", None)},
+                {
+                    "name": "codex",
+                    "arguments": codex_args("scenario:slow remember OSPREY", sandbox="read-only"),
+                },
             )
             started = response["result"]["structuredContent"]
             watched = await survivor.call(

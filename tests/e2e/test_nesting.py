@@ -32,11 +32,6 @@ START: Final = {"approvalPolicy": "never", "sandbox": "read-only", "advanced": {
 _NESTED_START_S: Final = 20.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _entry(*, required: bool, name: str = "codex-mcp") -> str:
     lines = [f'[mcp_servers."{name}"]', f'command = "{sys.executable}"', 'args = ["-m", "codex_mcp"]']
     if required:

@@ -33,11 +33,6 @@ NOTE_LIMIT = 65_536
 _START = {"approvalPolicy": "never", "sandbox": "read-only"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _sparse_png(path: Path, size: int) -> Path:
     """A file of `size` bytes that starts as a 1x1 PNG and is a hole after that (no disk used)."""
     with path.open("wb") as file:

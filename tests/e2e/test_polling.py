@@ -13,11 +13,6 @@ from tests.harness.codex_env import CodexEnv
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _finished_session(mcp: McpServerUnderTest, scenario: str = "noisy") -> str:
     out = await mcp.call(
         "codex",

@@ -56,11 +56,6 @@ defs["v2"]["TurnStartParams"]["properties"]["planet"] = {{"type": "string"}}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake_codex(tmp_path: Path) -> Path:
     script = tmp_path / "fake-bin" / "codex"
     script.parent.mkdir()

@@ -12,11 +12,6 @@ from tests.harness.scenarios import PLAIN_TEXT
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_a_file_that_is_not_an_image_is_never_handed_to_codex(
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.e2e.client import running_server
+from tests.e2e.client import codex_args, running_server
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer
 from tests.harness.scenarios import (
@@ -16,17 +16,9 @@ from tests.harness.scenarios import (
     PLAIN_TEXT,
     USER_INPUT_QUESTION_ID,
 )
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def _start(prompt: str, **extra: Any) -> dict[str, Any]:
-    return {"prompt": prompt, "approvalPolicy": "never", "sandbox": "workspace-write", **extra}
 
 
 def _has_action(poll: dict[str, Any]) -> bool:
@@ -41,7 +33,7 @@ def _inputs_text(mock: MockModelServer) -> list[str]:
 
 async def test_a_plain_session_runs_to_idle_with_the_agents_answer(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:plain say hello"))
+        started = await mcp.call("codex", codex_args("scenario:plain say hello"))
         assert started["sessionId"].startswith("sess_")
         assert started["threadId"]
         assert started["status"] == "running"
@@ -62,7 +54,7 @@ async def test_a_plain_session_runs_to_idle_with_the_agents_answer(codex_env: Co
 
 async def test_wait_for_result_returns_the_result_directly(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        out = await mcp.call("codex", _start("scenario:plain hi", advanced={"waitForResult": 30000}))
+        out = await mcp.call("codex", codex_args("scenario:plain hi", wait_ms=30000))
     assert out["status"] == "idle"
     assert out["result"]["text"] == PLAIN_TEXT
     assert out["execution"] == {
@@ -77,9 +69,7 @@ async def test_an_accepted_command_approval_runs_the_command(codex_env: CodexEnv
     async with running_server(codex_env) as mcp:
         started = await mcp.call(
             "codex",
-            _start(
-                "scenario:shell make the file", approvalPolicy="untrusted", advanced={"waitForResult": 30000}
-            ),
+            codex_args("scenario:shell make the file", approvalPolicy="untrusted", wait_ms=30000),
         )
         assert started["execution"]["reason"] == "needs_input"
         assert started["status"] == "waiting_approval"
@@ -110,7 +100,7 @@ async def test_an_accepted_command_approval_runs_the_command(codex_env: CodexEnv
 
 async def test_a_declined_command_does_not_run(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:shell make it", approvalPolicy="untrusted"))
+        started = await mcp.call("codex", codex_args("scenario:shell make it", approvalPolicy="untrusted"))
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         request_id = poll["actions"][0]["requestId"]
         await mcp.call(
@@ -143,7 +133,9 @@ async def test_an_unanswered_approval_is_declined_after_its_timeout(codex_env: C
     async with running_server(codex_env) as mcp:
         started = await mcp.call(
             "codex",
-            _start("scenario:shell make it", approvalPolicy="untrusted", advanced={"approvalTimeoutMs": 300}),
+            codex_args(
+                "scenario:shell make it", approvalPolicy="untrusted", advanced={"approvalTimeoutMs": 300}
+            ),
         )
         poll, events = await mcp.run_to_end(started["sessionId"])
     timeouts = [e for e in events if e["type"] == "approval_result" and e["data"].get("timeout")]
@@ -155,7 +147,7 @@ async def test_an_unanswered_approval_is_declined_after_its_timeout(codex_env: C
 
 async def test_a_decision_the_request_does_not_offer_is_refused_naming_the_field(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:patch add a file", approvalPolicy="untrusted"))
+        started = await mcp.call("codex", codex_args("scenario:patch add a file", approvalPolicy="untrusted"))
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         action = poll["actions"][0]
         assert action["kind"] == "fileChange"
@@ -190,7 +182,7 @@ async def test_a_user_input_question_round_trips_to_the_model(
 ) -> None:
     async with running_server(codex_env) as mcp:
         started = await mcp.call(
-            "codex", _start("scenario:user_input ask me", advanced={"collaborationMode": "plan"})
+            "codex", codex_args("scenario:user_input ask me", advanced={"collaborationMode": "plan"})
         )
         poll, _ = await mcp.poll_until(started["sessionId"], _has_action)
         assert poll["recommendedNextAction"] == "respond_user_input"
@@ -221,7 +213,7 @@ async def test_an_output_schema_gives_structured_output(codex_env: CodexEnv) -> 
     async with running_server(codex_env) as mcp:
         out = await mcp.call(
             "codex",
-            _start("scenario:structured report", advanced={"outputSchema": schema, "waitForResult": 30000}),
+            codex_args("scenario:structured report", wait_ms=30000, advanced={"outputSchema": schema}),
         )
     structured = out["result"]["structuredOutput"]
     assert structured == json.loads(out["result"]["text"])
@@ -230,7 +222,7 @@ async def test_an_output_schema_gives_structured_output(codex_env: CodexEnv) -> 
 
 async def test_interrupt_ends_the_turn_as_interrupted_and_the_session_goes_idle(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:slow take your time"))
+        started = await mcp.call("codex", codex_args("scenario:slow take your time"))
         await mcp.poll_until(started["sessionId"], lambda p: any(e["type"] == "output" for e in p["events"]))
         interrupted = await mcp.call(
             "codex_session", {"action": "interrupt", "sessionId": started["sessionId"]}
@@ -249,9 +241,7 @@ async def test_a_reply_continues_the_thread_with_its_context(
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     async with running_server(codex_env) as mcp:
-        first = await mcp.call(
-            "codex", _start("scenario:plain remember the word PELICAN", advanced={"waitForResult": 30000})
-        )
+        first = await mcp.call("codex", codex_args("scenario:plain remember the word PELICAN", wait_ms=30000))
         reply = await mcp.call(
             "codex_reply",
             {
@@ -270,9 +260,7 @@ async def test_a_fork_answers_with_the_parents_context(
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     async with running_server(codex_env) as mcp:
-        parent = await mcp.call(
-            "codex", _start("scenario:plain the secret is OSPREY", advanced={"waitForResult": 30000})
-        )
+        parent = await mcp.call("codex", codex_args("scenario:plain the secret is OSPREY", wait_ms=30000))
         fork = await mcp.call("codex_session", {"action": "fork", "sessionId": parent["sessionId"]})
         assert fork["status"] == "idle"
         assert fork["sessionId"] != parent["sessionId"]
@@ -287,7 +275,7 @@ async def test_a_fork_answers_with_the_parents_context(
 
 async def test_reply_while_running_is_busy_and_after_cancel_is_cancelled(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        started = await mcp.call("codex", _start("scenario:slow go"))
+        started = await mcp.call("codex", codex_args("scenario:slow go"))
         busy = await mcp.error("codex_reply", {"sessionId": started["sessionId"], "prompt": "more"})
         cancelled = await mcp.call("codex_session", {"action": "cancel", "sessionId": started["sessionId"]})
         after = await mcp.error("codex_reply", {"sessionId": started["sessionId"], "prompt": "more"})
@@ -304,8 +292,8 @@ async def test_reply_while_running_is_busy_and_after_cancel_is_cancelled(codex_e
 
 async def test_list_get_and_clean_manage_sessions(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        one = await mcp.call("codex", _start("scenario:plain a", advanced={"waitForResult": 30000}))
-        two = await mcp.call("codex", _start("scenario:plain b", advanced={"waitForResult": 30000}))
+        one = await mcp.call("codex", codex_args("scenario:plain a", wait_ms=30000))
+        two = await mcp.call("codex", codex_args("scenario:plain b", wait_ms=30000))
         await mcp.call("codex_session", {"action": "cancel", "sessionId": two["sessionId"]})
         listed = await mcp.call("codex_session", {"action": "list"})
         public = await mcp.call("codex_session", {"action": "get", "sessionId": one["sessionId"]})
@@ -383,7 +371,7 @@ async def test_bad_arguments_are_invalid_argument_errors_naming_the_field(
 async def test_unknown_sessions_and_requests_have_their_own_codes(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
         missing = await mcp.error("codex_check", {"action": "poll", "sessionId": "sess_nothere"})
-        done = await mcp.call("codex", _start("scenario:plain hi", advanced={"waitForResult": 30000}))
+        done = await mcp.call("codex", codex_args("scenario:plain hi", wait_ms=30000))
         no_request = await mcp.error(
             "codex_check",
             {
@@ -401,7 +389,7 @@ async def test_on_failure_is_accepted_and_mapped_with_a_warning(codex_env: Codex
     async with running_server(codex_env) as mcp:
         out = await mcp.call(
             "codex",
-            _start("scenario:plain hi", approvalPolicy="on-failure", advanced={"waitForResult": 30000}),
+            codex_args("scenario:plain hi", approvalPolicy="on-failure", wait_ms=30000),
         )
         info = await mcp.call("codex_session", {"action": "get", "sessionId": out["sessionId"]})
     assert out["status"] == "idle"
@@ -411,24 +399,25 @@ async def test_on_failure_is_accepted_and_mapped_with_a_warning(codex_env: Codex
 
 async def test_a_failed_turn_reports_the_error(codex_env: CodexEnv) -> None:
     async with running_server(codex_env) as mcp:
-        out = await mcp.call(
-            "codex", _start("scenario:http500 fail please", advanced={"waitForResult": 30000})
-        )
+        out = await mcp.call("codex", codex_args("scenario:http500 fail please", wait_ms=30000))
     assert out["status"] == "error"
     assert out["result"]["status"] == "failed"
     assert out["result"]["error"]["message"]
 
 
-async def test_a_long_wait_does_not_block_other_calls(codex_env: CodexEnv) -> None:
+async def test_a_long_wait_does_not_block_other_calls(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    def long_call_is_in_its_turn() -> bool:
+        return any(request.scenario == "slow" for request in mock_model.responses_requests())
+
     async with running_server(codex_env) as mcp:
         timings: dict[str, float] = {}
         started: dict[str, Any] = {}
 
         async def long_wait() -> None:
             start = anyio.current_time()
-            started.update(
-                await mcp.call("codex", _start("scenario:slow long", advanced={"waitForResult": 3000}))
-            )
+            started.update(await mcp.call("codex", codex_args("scenario:slow long", wait_ms=3000)))
             timings["long"] = anyio.current_time() - start
 
         async def quick() -> None:
@@ -438,7 +427,8 @@ async def test_a_long_wait_does_not_block_other_calls(codex_env: CodexEnv) -> No
 
         async with anyio.create_task_group() as group:
             group.start_soon(long_wait)
-            await anyio.sleep(0.5)  # let the long call reach the server first
+            # The long call is inside its wait once its turn asks the model.
+            await wait_until(long_call_is_in_its_turn, timeout_s=30, what="the slow turn's model request")
             group.start_soon(quick)
         await mcp.call("codex_session", {"action": "cancel", "sessionId": started["sessionId"]})
     assert started["execution"]["reason"] == "timeout"
@@ -470,7 +460,7 @@ async def test_wait_for_result_sends_progress_while_waiting(codex_env: CodexEnv)
     async with running_server(codex_env, {"CODEX_MCP_HEARTBEAT_MS": "200"}) as mcp:
         result = await mcp.raw_call(
             "codex",
-            _start("scenario:slow wait", advanced={"waitForResult": 1500}),
+            codex_args("scenario:slow wait", wait_ms=1500),
             progress_callback=on_progress,
         )
         structured = result.structured_content
@@ -486,11 +476,9 @@ async def test_a_config_profile_is_applied_to_the_sessions_codex(
 ) -> None:
     (codex_env.codex_home / "fast.config.toml").write_text('model = "mock-fast-model"\n')
     async with running_server(codex_env) as mcp:
-        out = await mcp.call(
-            "codex", _start("scenario:plain hi", profile="fast", advanced={"waitForResult": 30000})
-        )
-        plain = await mcp.call("codex", _start("scenario:plain hi", advanced={"waitForResult": 30000}))
-        missing = await mcp.error("codex", _start("hi", profile="nope"))
+        out = await mcp.call("codex", codex_args("scenario:plain hi", profile="fast", wait_ms=30000))
+        plain = await mcp.call("codex", codex_args("scenario:plain hi", wait_ms=30000))
+        missing = await mcp.error("codex", codex_args("hi", profile="nope"))
     assert out["status"] == "idle"
     assert plain["status"] == "idle"
     assert missing.code == "INVALID_ARGUMENT"

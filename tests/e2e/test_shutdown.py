@@ -24,11 +24,6 @@ DRAIN_MS = 1500
 EXIT_BOUND_S = DRAIN_MS / 1000 + 8
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _server_with_a_running_turn(codex_env: CodexEnv, stderr: BinaryIO) -> RawClient:
     env = server_env(codex_env, {"CODEX_MCP_DRAIN_TIMEOUT_MS": str(DRAIN_MS)})
     process = await anyio.open_process(

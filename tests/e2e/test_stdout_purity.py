@@ -19,11 +19,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 _SESSION_TIMEOUT_S = 90
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_stdout_carries_only_json_rpc_over_a_whole_session(codex_env: CodexEnv, tmp_path: Path) -> None:
     env = server_env(codex_env, {"CODEX_MCP_LOG_LEVEL": "DEBUG"})
     stderr_path = tmp_path / "stderr.log"

@@ -16,11 +16,6 @@ from codegen import paths
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_tools_list_advertises_every_tool_file_verbatim() -> None:
     server = StdioServerParameters(command=sys.executable, args=["-m", "codex_mcp"])
     with anyio.fail_after(60):

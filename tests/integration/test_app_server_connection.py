@@ -45,11 +45,6 @@ pytestmark = pytest.mark.timeout(180)
 T = TypeVar("T")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Recorder:
     """An AppServerHandler that keeps everything and wakes waiters on each message."""
 

@@ -42,6 +42,7 @@ from tests.harness.scenarios import (
     function_call_events,
     message_text,
 )
+from tests.harness.waiting import wait_until
 
 # Every wait in a test; a mock-model turn takes about a second.
 WAIT_S = 60.0
@@ -49,11 +50,6 @@ WAIT_S = 60.0
 PROMPT_STOP_S = 3.0
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Recorder:
@@ -73,6 +69,13 @@ class Recorder:
     @property
     def methods(self) -> list[str]:
         return [method for method, _ in self.notes]
+
+    def turn_started(self) -> bool:
+        """Codex's turn.started has reached us: the turn is Codex's to abort from here on."""
+        return "turn/started" in self.methods
+
+    def item_started(self, item_type: str) -> bool:
+        return any(m == "item/started" and p["item"].get("type") == item_type for m, p in self.notes)
 
     def last_turn(self) -> dict[str, Any]:
         method, params = self.notes[-1]
@@ -257,13 +260,11 @@ async def test_a_prompt_that_is_a_lone_dash_reaches_the_model_as_is(
 
 
 async def _stop_once(
-    mock_model: MockModelServer, stop: anyio.Event, ready: Callable[[], Awaitable[None]] | None = None
+    mock_model: MockModelServer, stop: anyio.Event, ready: Callable[[], bool], what: str
 ) -> tuple[float, proc_tree.ProcessSnapshot]:
-    """Once the model is asked (and `ready`), record our process tree and set `stop`."""
+    """Once the model is asked and `ready()` (`what`) holds, record our process tree and set `stop`."""
     await anyio.to_thread.run_sync(mock_model.wait_for_responses_requests, 1, WAIT_S)
-    if ready is not None:
-        await ready()
-    await anyio.sleep(0.5)
+    await wait_until(ready, timeout_s=WAIT_S, what=what)
     family = descendants(os.getpid())
     stop.set()
     return time.monotonic(), family
@@ -279,7 +280,7 @@ async def test_setting_stop_during_a_slow_turn_kills_the_child_promptly_and_ends
     stopped: list[tuple[float, proc_tree.ProcessSnapshot]] = []
 
     async def stopper() -> None:
-        stopped.append(await _stop_once(mock_model, stop))
+        stopped.append(await _stop_once(mock_model, stop, recorder.turn_started, "turn/started"))
 
     outcome = await _alongside(
         stopper, _turn(codex_env, "scenario:slow Take your time.", recorder, stop=stop)
@@ -303,12 +304,13 @@ async def test_a_turn_resumed_after_an_interrupt_tells_the_model_the_previous_tu
     codex_env: CodexEnv, mock_model: MockModelServer
 ) -> None:
     stop = anyio.Event()
+    interrupted = Recorder()
 
     async def stopper() -> None:
-        await _stop_once(mock_model, stop)
+        await _stop_once(mock_model, stop, interrupted.turn_started, "turn/started")
 
     first = await _alongside(
-        stopper, _turn(codex_env, "scenario:slow Take your time.", Recorder(), stop=stop)
+        stopper, _turn(codex_env, "scenario:slow Take your time.", interrupted, stop=stop)
     )
     recorder = Recorder()
 
@@ -352,13 +354,15 @@ async def test_stop_kills_a_command_codex_is_running_along_with_codex(
 
     sleepers: list[int] = []
 
-    async def command_running() -> None:
-        while not sleepers:
-            sleepers.extend(pid for pid in descendants(os.getpid()) if _is_sleep(pid))
-            await anyio.sleep(0.02)
+    def command_running() -> bool:
+        """The command runs, and the item/started Codex printed for it has reached us."""
+        sleepers[:] = [pid for pid in descendants(os.getpid()) if _is_sleep(pid)]
+        return bool(sleepers) and recorder.item_started("commandExecution")
 
     async def stopper() -> None:
-        stopped.append(await _stop_once(mock_model, stop, command_running))
+        stopped.append(
+            await _stop_once(mock_model, stop, command_running, "the command and its item/started")
+        )
 
     # Without Codex's sandbox (bwrap --die-with-parent) nothing but us would end the command.
     turn = _turn(codex_env, "scenario:hold Run it.", recorder, stop=stop, sandbox="danger-full-access")

@@ -47,11 +47,6 @@ START: Final = {"approvalPolicy": "never", "sandbox": "read-only"}
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Server:
     """An in-process server's client, with the helpers these tests share."""
 

@@ -9,11 +9,6 @@ import pytest
 from codex_mcp import readiness, settings
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_without_any_codex_the_report_says_what_is_missing_and_how_to_fix_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

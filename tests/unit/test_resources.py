@@ -32,11 +32,6 @@ APP_SERVER = ModeChoice("app-server", "test")
 NO_CODEX = CodexMcpError("APP_SERVER_START_FAILED", "no Codex executable: install Codex")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _bundle() -> dict[str, Any]:
     bundle: dict[str, Any] = json.loads(paths.APP_SERVER_BUNDLE.read_text(encoding="utf-8"))
     return bundle

@@ -45,11 +45,6 @@ CHILDREN_GONE_S: Final = 1.0
 TEST_BOUND_S: Final = 60.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass(frozen=True)
 class StopSequence:
     """A client's way of stopping its server: the first signal, then more at offsets from it."""

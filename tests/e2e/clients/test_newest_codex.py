@@ -39,11 +39,6 @@ test_newest_codex_forks_with_the_parents_context = test_sessions.test_a_fork_ans
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def inner_codex(npm_clients: NpmClients) -> Path:
     """The native binary of npm @openai/codex 0.171.0, for every test of this module."""
     return npm_clients.codex_native

@@ -16,11 +16,6 @@ from codex_mcp.errors import ChildClosedError
 TEST_TIMEOUT_S = 20.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _python(script: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(script)]
 

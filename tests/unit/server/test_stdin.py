@@ -25,11 +25,6 @@ pytestmark = pytest.mark.anyio
 _HANG_GUARD_S = 5.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _write_all(fd: int, pieces: Sequence[bytes], pause_s: float) -> None:
     with os.fdopen(fd, "wb", buffering=0) as pipe:
         for piece in pieces:

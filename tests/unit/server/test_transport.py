@@ -22,11 +22,6 @@ pytestmark = pytest.mark.anyio
 _HANG_GUARD_S = 5.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_a_lone_surrogate_is_written_as_the_escape_it_came_in_as() -> None:
     answer = types.JSONRPCResponse(jsonrpc="2.0", id="\ud800", result={"text": "caf\u00e9 \udc80"})
     line = encode(answer)

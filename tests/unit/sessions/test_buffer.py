@@ -25,11 +25,6 @@ ALL_TYPES: tuple[EventType, ...] = (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _delta(buffer: EventBuffer, text: str, key: str = "k") -> Event:
     return buffer.append("output", {"method": DELTA, "delta": text}, coalesce_key=key)
 
