@@ -243,12 +243,14 @@ class SessionPersister:
         meta = session_meta(session)
         result = session.result
         try:
-            if self._written_meta.get(session.session_id) != meta:
-                self._store.write_meta(session.session_id, meta)
-                self._written_meta[session.session_id] = meta
+            # The result before the status that shows it: another server's view that reads an
+            # ended status must find that turn's result.
             if result is not None and self._written_result.get(session.session_id) != result:
                 self._store.write_result(session.session_id, result)
                 self._written_result[session.session_id] = dict(result)
+            if self._written_meta.get(session.session_id) != meta:
+                self._store.write_meta(session.session_id, meta)
+                self._written_meta[session.session_id] = meta
         except (OSError, CodexMcpError):
             logger.exception("could not persist session %s", session.session_id)
 
