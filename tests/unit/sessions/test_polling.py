@@ -18,11 +18,6 @@ pytestmark = pytest.mark.anyio
 _BOUND_S = 5.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class _Waiter:
     """The manager's part in a long poll: wait on the session's own buffer, counting the waits."""
 
