@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from codex_mcp.backends import proc_tree
 from codex_mcp.backends.app_server import (
     AppServerClosedError,
     AppServerConnection,
@@ -23,6 +22,7 @@ from codex_mcp.backends.app_server import (
     open_app_server,
 )
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.proc import proc_tree
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer
