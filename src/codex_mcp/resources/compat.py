@@ -28,9 +28,9 @@ from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.protocol_diff import JsonObject, diff_summaries, methods_of, summarize, type_enum
 from codex_mcp.resources.published import accepted_values, is_open
 from codex_mcp.resources.traps import known_traps
-from codex_mcp.sessions.approvals import INTERACTIVE
 from codex_mcp.settings import CodexExecutable
 from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
+from codex_mcp.wire.server_requests import INTERACTIVE
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ Codex never waits on a request nobody will see.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.wire.server_requests import INTERACTIVE
 
 Decision = Literal[
     "accept",
@@ -21,26 +21,6 @@ Decision = Literal[
     "cancel",
 ]
 
-
-@dataclass(frozen=True)
-class Interactive:
-    """A request the caller must answer: which action type and kind it shows as."""
-
-    action_type: Literal["approval", "user_input"]
-    kind: str
-    decisions: tuple[str, ...]
-
-
-_SIMPLE: Final = ("accept", "acceptForSession", "decline", "cancel")
-_COMMAND: Final = (*_SIMPLE, "acceptWithExecpolicyAmendment", "applyNetworkPolicyAmendment")
-
-INTERACTIVE: Final[dict[str, Interactive]] = {
-    "item/commandExecution/requestApproval": Interactive("approval", "command", _COMMAND),
-    "item/fileChange/requestApproval": Interactive("approval", "fileChange", _SIMPLE),
-    "item/permissions/requestApproval": Interactive("approval", "permissions", _SIMPLE),
-    "mcpServer/elicitation/request": Interactive("approval", "mcpToolCall", _SIMPLE),
-    "item/tool/requestUserInput": Interactive("user_input", "user_input", ()),
-}
 
 # JSON-RPC error code for requests we will not serve (the reference used the same).
 UNSUPPORTED_CODE: Final = -32000
