@@ -16,16 +16,13 @@ without running anything. The probe, `codex app-server --help`, has three outcom
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
 import anyio
 
+from codex_mcp.codex_probe import run_codex
 from codex_mcp.errors import CodexMcpError
 
 logger = logging.getLogger(__name__)
@@ -37,10 +34,7 @@ _MODES: Final[tuple[BackendMode, ...]] = ("app-server", "exec")
 PROBE_TIMEOUT_S: Final = 10.0
 # The second probe, after a spawn of an assumed app-server failed: the binary has run by now.
 RECHECK_TIMEOUT_S: Final = 30.0
-# A killed probe and its group are gone within moments; this only bounds a process stuck in the kernel.
-_REAP_TIMEOUT_S: Final = 2.0
 _DETAIL_MAX_CHARS: Final = 200
-_STDERR_KEPT_BYTES: Final = 4096
 _EXEC_LIMITS: Final = "sessions run on `codex exec`: no approvals, no fork, no background-terminal cleanup"
 
 
@@ -77,8 +71,7 @@ def forced_mode(env: dict[str, str]) -> ModeChoice | None:
     raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_MODE={forced}: expected app-server or exec")
 
 
-def _first_line(raw: bytes) -> str:
-    text = raw.decode("utf-8", errors="replace").strip()
+def _first_line(text: str) -> str:
     line = text.splitlines()[0].strip() if text else ""
     return line[:_DETAIL_MAX_CHARS]
 
@@ -89,34 +82,14 @@ async def probe_app_server(codex: Path, timeout_s: float) -> ProbeResult:
     The probe runs in a process group of its own, killed whole when it gives no answer in time.
     """
     try:
-        process = await anyio.open_process(
-            [str(codex), "app-server", "--help"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        run = await run_codex(codex, ("app-server", "--help"), timeout_s=timeout_s)
     except OSError as exc:
         return ProbeResult(None, f"could not run it: {exc.strerror or exc}")
-    stderr = bytearray()
-    try:
-        with anyio.move_on_after(timeout_s):
-            if process.stderr is not None:
-                async for chunk in process.stderr:
-                    if len(stderr) < _STDERR_KEPT_BYTES:
-                        stderr += chunk
-            returncode = await process.wait()
-            if returncode < 0:
-                return ProbeResult(None, f"killed by signal {-returncode}")
-            return ProbeResult(returncode, _first_line(bytes(stderr)))
+    if run.returncode is None:
         return ProbeResult(None, f"no answer within {timeout_s:g}s")
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_REAP_TIMEOUT_S):
-            if process.returncode is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            await process.aclose()
+    if run.returncode < 0:
+        return ProbeResult(None, f"killed by signal {-run.returncode}")
+    return ProbeResult(run.returncode, _first_line(run.stderr))
 
 
 def _no_app_server(probe: ProbeResult) -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any, Final
 
-import anyio
-
+from codex_mcp.codex_probe import CodexRun, parse_version, run_codex
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import codex_home
 from codex_mcp.settings import CodexExecutable, resolve_codex
@@ -19,19 +17,15 @@ from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
 _PROBE_TIMEOUT_S: Final = 15.0
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace").strip()
-
-
-async def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of a short probe command; -1 when it timed out."""
-    with anyio.move_on_after(_PROBE_TIMEOUT_S):
-        try:
-            completed = await anyio.run_process(argv, check=False, env=env, stdin=subprocess.DEVNULL)
-        except OSError as exc:  # gone since it was found, or not executable any more
-            return -1, "", f"could not run: {exc.strerror or exc}"
-        return completed.returncode, _decode(completed.stdout), _decode(completed.stderr)
-    return -1, "", f"timed out after {_PROBE_TIMEOUT_S:.0f}s"
+async def _run(codex: Path, args: tuple[str, ...], env: dict[str, str]) -> CodexRun:
+    """A short probe command; exit code -1 and why on stderr when it timed out or could not run."""
+    try:
+        run = await run_codex(codex, args, timeout_s=_PROBE_TIMEOUT_S, env=env)
+    except OSError as exc:  # gone since it was found, or not executable any more
+        return CodexRun(-1, "", f"could not run: {exc.strerror or exc}")
+    if run.returncode is None:
+        return CodexRun(-1, "", f"timed out after {_PROBE_TIMEOUT_S:.0f}s")
+    return run
 
 
 def _project_configs(cwd: Path) -> list[Path]:
@@ -87,10 +81,9 @@ async def readiness_report(cwd: str | None, backend_mode: str, backend_source: s
             }
         )
     if codex is not None:
-        code, version_out, version_err = await _run([str(codex.path), "--version"], env)
-        # stdout is `codex-cli 0.163.0`; stderr may carry unrelated warnings.
-        version = version_out.split()[-1] if code == 0 and version_out else None
-        version_text = version_out or version_err
+        version_run = await _run(codex.path, ("--version",), env)
+        version = parse_version(version_run)
+        version_text = version_run.stdout or version_run.stderr
         report["codex"] = {"found": True, "path": str(codex.path), "source": codex.source}
         if version is not None:
             report["codex"]["version"] = version
@@ -108,9 +101,9 @@ async def readiness_report(cwd: str | None, backend_mode: str, backend_source: s
             )
         home = codex_home(env)
         provider = _provider(home / "config.toml")
-        code, status_out, status_err = await _run([str(codex.path), "login", "status"], env)
-        status_text = status_out or status_err
-        logged_in = code == 0
+        status = await _run(codex.path, ("login", "status"), env)
+        status_text = status.stdout or status.stderr
+        logged_in = status.returncode == 0
         auth: dict[str, Any] = {"loggedIn": logged_in, "provider": provider}
         if status_text:
             auth["detail"] = status_text.splitlines()[0][:200]

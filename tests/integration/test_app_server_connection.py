@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from codex_mcp.backends import proc_tree
 from codex_mcp.backends.app_server import AppServerConnection, open_app_server
 from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError
+from codex_mcp.proc import proc_tree
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer

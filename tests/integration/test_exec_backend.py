@@ -21,10 +21,10 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
-from codex_mcp.backends import proc_tree
 from codex_mcp.backends.exec import ExecTurnOutcome, run_exec_turn
 from codex_mcp.backends.exec_argv import ExecTurnSpec
 from codex_mcp.backends.exec_mapping import Notification
+from codex_mcp.proc import proc_tree
 from tests.harness.codex_env import CodexEnv
 from tests.harness.images import tiny_png
 from tests.harness.mock_model import MockModelServer, RecordedRequest, json_object

@@ -6,6 +6,7 @@ import copy
 import json
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,29 @@ async def test_without_codex_the_compat_report_says_so_instead_of_failing() -> N
     assert report["codex"] == {"found": False, "error": "no Codex executable: install Codex"}
     assert report["drift"] is None
     assert report["problems"] == ["no Codex executable: install Codex"]
+
+
+@dataclass
+class _Session:
+    status: str
+
+
+class _Sessions:
+    """Anything with `sessions()` of things with a `status` will do: the catalog needs no manager."""
+
+    def __init__(self, *statuses: str) -> None:
+        self._sessions = [_Session(status) for status in statuses]
+
+    def sessions(self) -> list[_Session]:
+        return self._sessions
+
+
+async def test_server_info_reads_the_statuses_of_the_session_source_it_is_given() -> None:
+    info = json.loads((await _catalog().text("codex-mcp:///server-info", _Sessions("idle", "running")))[1])
+    assert info["sessionsAvailable"] is True
+    assert info["sessionsByStatus"] == {"idle": 1, "running": 1}
+    without = json.loads((await _catalog().text("codex-mcp:///server-info", NO_CODEX))[1])
+    assert without["sessionsAvailable"] is False
 
 
 def test_server_info_counts_running_waiting_and_idle_sessions_as_active() -> None:

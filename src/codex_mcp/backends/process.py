@@ -27,9 +27,9 @@ import anyio.to_thread
 from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from codex_mcp.backends import proc_tree, sweep
 from codex_mcp.errors import ChildClosedError
-from codex_mcp.linesplit import LineSplitter
+from codex_mcp.proc import proc_tree, sweep
+from codex_mcp.proc.linesplit import LineSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ _LIVE: set[ChildProcess] = set()
 def kill_all_now() -> None:
     """SIGKILL every child we started, now, for a server that must be gone within the ~100 ms its
     client allows; a detached sweeper then stops whatever those children had started (see
-    `backends.sweep`), after we have exited."""
+    `proc.sweep`), after we have exited."""
     ChildProcess.kill_all_now()
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
@@ -17,7 +18,6 @@ from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.compat import CompatProbe
 from codex_mcp.resources.published import published_schemas
 from codex_mcp.resources.server_info import ServerFacts, server_info
-from codex_mcp.sessions.manager import SessionManager
 
 SCHEME: Final = "codex-mcp:///"
 JSON: Final = "application/json"
@@ -62,6 +62,22 @@ _LIVE: Final = (
         JSON,
     ),
 )
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+class SessionSource(Protocol):
+    """What server-info reads of the running session manager: its sessions, for their statuses.
+
+    A Protocol, so that the resources layer does not import `sessions` (the manager satisfies it).
+    """
+
+    def sessions(self) -> Sequence[_HasStatus]:
+        """Every session this server drives."""
+        ...
 
 
 def _schema_entries() -> list[Entry]:
@@ -113,7 +129,7 @@ class ResourceCatalog:
             ]
         )
 
-    async def text(self, uri: str, manager_or_error: SessionManager | CodexMcpError) -> tuple[str, str]:
+    async def text(self, uri: str, manager_or_error: SessionSource | CodexMcpError) -> tuple[str, str]:
         """(mime type, text) of the resource at `uri`.
 
         Raises:
@@ -122,7 +138,7 @@ class ResourceCatalog:
         name = uri.removeprefix(SCHEME) if uri.startswith(SCHEME) else None
         if name == "server-info":
             statuses = None
-            if isinstance(manager_or_error, SessionManager):
+            if not isinstance(manager_or_error, CodexMcpError):
                 statuses = [session.status for session in manager_or_error.sessions()]
             backend = self._facts.mode
             info = server_info(
@@ -146,7 +162,7 @@ class ResourceCatalog:
         raise MCPError(INVALID_PARAMS, f"uri: no resource {uri!r}; resources: {known}, {SCHEME}schemas/…")
 
     async def read_result(
-        self, uri: str, manager_or_error: SessionManager | CodexMcpError
+        self, uri: str, manager_or_error: SessionSource | CodexMcpError
     ) -> types.ReadResourceResult:
         """The `resources/read` answer."""
         mime_type, text = await self.text(uri, manager_or_error)

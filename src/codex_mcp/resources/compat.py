@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ import anyio
 
 from codex_mcp import __version__
 from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.codex_probe import VersionCache, codex_version, describe_failure, run_codex
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.protocol_diff import JsonObject, diff_summaries, methods_of, summarize, type_enum
 from codex_mcp.resources.published import accepted_values, is_open
 from codex_mcp.resources.traps import known_traps
-from codex_mcp.sessions.approvals import INTERACTIVE
 from codex_mcp.settings import CodexExecutable
 from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
 from codex_mcp.wire.methods import (
@@ -40,6 +39,7 @@ from codex_mcp.wire.methods import (
     TURN_INTERRUPT,
     TURN_START,
 )
+from codex_mcp.wire.server_requests import INTERACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -101,38 +101,6 @@ class CodexFacts:
     elapsed_ms: int = 0
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace").strip()
-
-
-async def _run(argv: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str, str] | None:
-    """(exit code, stdout, stderr); None when it did not finish in time (the child is killed)."""
-    with anyio.move_on_after(timeout_s):
-        done = await anyio.run_process(argv, check=False, env=env, stdin=subprocess.DEVNULL)
-        return done.returncode, _decode(done.stdout), _decode(done.stderr)
-    return None
-
-
-async def codex_version(codex: Path) -> tuple[str | None, str | None]:
-    """(version, None) from `codex --version`, or (None, why not); never raises."""
-    try:
-        outcome = await _run([str(codex), "--version"], dict(os.environ), VERSION_TIMEOUT_S)
-    except OSError as exc:
-        return None, redact(f"could not run Codex: {exc}")
-    # stdout is `codex-cli 0.163.0`; stderr may carry unrelated warnings.
-    if outcome is not None and outcome[0] == 0 and outcome[1]:
-        return outcome[1].split()[-1], None
-    return None, _failure("codex --version", outcome, VERSION_TIMEOUT_S)
-
-
-def _failure(what: str, outcome: tuple[int, str, str] | None, timeout_s: float) -> str:
-    if outcome is None:
-        return f"`{what}` did not answer within {timeout_s:g}s"
-    code, out, err = outcome
-    detail = (err or out).splitlines()[-1:] or ["no output"]
-    return redact(f"`{what}` exited {code}: {detail[0][:300]}")
-
-
 def _read_protocol(out_dir: Path) -> JsonObject:
     bundle = json.loads((out_dir / _BUNDLE_NAME).read_text(encoding="utf-8"))
     return summarize(cast(JsonObject, bundle))
@@ -148,22 +116,22 @@ async def probe_codex(codex: Path) -> CodexFacts:
             home = Path(scratch) / "home"
             home.mkdir()
             env = {**os.environ, "CODEX_HOME": str(home)}
-            facts.version, problem = await codex_version(codex)
+            facts.version, problem = await codex_version(codex, timeout_s=VERSION_TIMEOUT_S)
             facts.problems += [problem] if problem else []
             out_dir = Path(scratch) / "schema"
-            argv = [str(codex), *_GENERATE_ARGS, "--out", str(out_dir)]
-            outcome = await _run(argv, env, SCHEMA_TIMEOUT_S)
-            if outcome is not None and outcome[0] == 0:
+            args = (*_GENERATE_ARGS, "--out", str(out_dir))
+            run = await run_codex(codex, args, timeout_s=SCHEMA_TIMEOUT_S, env=env)
+            if run.returncode == 0:
                 try:
                     facts.protocol = await anyio.to_thread.run_sync(_read_protocol, out_dir)
                 except (OSError, ValueError) as exc:
                     facts.problems.append(redact(f"could not read the generated protocol: {exc}"))
             else:
                 facts.problems.append(
-                    _failure("codex " + " ".join(_GENERATE_ARGS), outcome, SCHEMA_TIMEOUT_S)
+                    describe_failure("codex " + " ".join(_GENERATE_ARGS), run, SCHEMA_TIMEOUT_S)
                 )
-            outcome = await _run([str(codex), "exec", "--help"], env, HELP_TIMEOUT_S)
-            facts.exec_resume = outcome is not None and outcome[0] == 0 and "resume" in outcome[1]
+            run = await run_codex(codex, ("exec", "--help"), timeout_s=HELP_TIMEOUT_S, env=env)
+            facts.exec_resume = run.returncode == 0 and "resume" in run.stdout
     except OSError as exc:
         facts.problems.append(redact(f"could not run Codex: {exc}"))
     facts.elapsed_ms = round((time.monotonic() - started) * 1000)
@@ -265,7 +233,7 @@ class CompatProbe:
         self._codex = codex
         self._mode = mode
         self._report: JsonObject | None = None
-        self._version: tuple[str | None, str | None] | None = None
+        self._versions = VersionCache()
         # Created on first use: an anyio lock needs the running event loop.
         self._lock: anyio.Lock | None = None
 
@@ -279,9 +247,7 @@ class CompatProbe:
         if isinstance(self._codex, CodexMcpError):
             return None, redact(self._codex.message)
         async with self._locked():
-            if self._version is None:
-                self._version = await codex_version(self._codex.path)
-            return self._version
+            return await self._versions.version(self._codex.path, timeout_s=VERSION_TIMEOUT_S)
 
     async def report(self) -> JsonObject:
         """The compat-report (probing Codex the first time)."""

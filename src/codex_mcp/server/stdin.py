@@ -27,7 +27,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from codex_mcp.linesplit import LineSplitter
+from codex_mcp.proc.linesplit import LineSplitter
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ Codex never waits on a request nobody will see.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.wire.methods import (
@@ -16,34 +15,12 @@ from codex_mcp.wire.methods import (
     APPLY_PATCH_APPROVAL,
     CURRENT_TIME_READ,
     EXEC_COMMAND_APPROVAL,
-    ITEM_COMMAND_EXECUTION_REQUEST_APPROVAL,
-    ITEM_FILE_CHANGE_REQUEST_APPROVAL,
     ITEM_PERMISSIONS_REQUEST_APPROVAL,
     ITEM_TOOL_CALL,
     ITEM_TOOL_REQUEST_USER_INPUT,
     MCP_SERVER_ELICITATION_REQUEST,
 )
-
-
-@dataclass(frozen=True)
-class Interactive:
-    """A request the caller must answer: which action type and kind it shows as."""
-
-    action_type: Literal["approval", "user_input"]
-    kind: str
-    decisions: tuple[str, ...]
-
-
-_SIMPLE: Final = ("accept", "acceptForSession", "decline", "cancel")
-_COMMAND: Final = (*_SIMPLE, "acceptWithExecpolicyAmendment", "applyNetworkPolicyAmendment")
-
-INTERACTIVE: Final[dict[str, Interactive]] = {
-    ITEM_COMMAND_EXECUTION_REQUEST_APPROVAL: Interactive("approval", "command", _COMMAND),
-    ITEM_FILE_CHANGE_REQUEST_APPROVAL: Interactive("approval", "fileChange", _SIMPLE),
-    ITEM_PERMISSIONS_REQUEST_APPROVAL: Interactive("approval", "permissions", _SIMPLE),
-    MCP_SERVER_ELICITATION_REQUEST: Interactive("approval", "mcpToolCall", _SIMPLE),
-    ITEM_TOOL_REQUEST_USER_INPUT: Interactive("user_input", "user_input", ()),
-}
+from codex_mcp.wire.server_requests import INTERACTIVE
 
 # JSON-RPC error code for requests we will not serve (the reference used the same).
 UNSUPPORTED_CODE: Final = -32000

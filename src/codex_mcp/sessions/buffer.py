@@ -14,7 +14,8 @@ from typing import Any, Final, Protocol
 
 import anyio
 
-from codex_mcp.sessions.events import PINNED_TYPES, Event, EventType, now_iso
+from codex_mcp.sessions.events import PINNED_TYPES, now_iso
+from codex_mcp.state.records import Event, EventType
 
 __all__ = ["CRITICAL_TYPES", "BufferJournal", "EventBuffer", "ReadResult"]
 

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from codex_mcp.sessions.events import Event
 from codex_mcp.sessions.session import TERMINAL, Session
 from codex_mcp.sessions.shaping import ResponseMode, fit_to_max_bytes, shape_event
+from codex_mcp.state.records import Event
 from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
 
 WaitReason = Literal["completed", "needs_input", "timeout"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final, Literal
 
-from codex_mcp.sessions.events import Event
+from codex_mcp.state.records import Event
 
 __all__ = [
     "DELTA_COMPACT_DELTA_CHARS",

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, get_args
 
-from codex_mcp.sessions.events import Event, EventType
 from codex_mcp.state.files import write_atomic
+from codex_mcp.state.records import Event, EventType
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import signal
 import time
 from typing import Final
 
-from codex_mcp.backends import proc_tree
+from codex_mcp.proc import proc_tree
 
 logger = logging.getLogger(__name__)
 

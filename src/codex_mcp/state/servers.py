@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-from codex_mcp.backends import proc_tree
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.proc import proc_tree
 from codex_mcp.state import reaper
 from codex_mcp.state.files import FILE_MODE, private_dir, read_json_object, write_json_atomic
 

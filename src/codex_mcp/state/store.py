@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from codex_mcp.errors import CodexMcpError
-from codex_mcp.sessions.events import Event
 from codex_mcp.state import reaper
 from codex_mcp.state.files import (
     check_session_id,
@@ -36,6 +35,7 @@ from codex_mcp.state.files import (
 )
 from codex_mcp.state.journal import EventJournal, read_events
 from codex_mcp.state.ownership import Owner, Ownership
+from codex_mcp.state.records import Event
 from codex_mcp.state.servers import ServerRegistry
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ import textwrap
 import anyio
 import pytest
 
-from codex_mcp.backends import proc_tree
 from codex_mcp.backends.process import ChildProcess, open_child
 from codex_mcp.errors import ChildClosedError
+from codex_mcp.proc import proc_tree
 
 # Each test's bound; the hardest shutdown (SIGTERM ignored) takes about 4 s of grace periods.
 TEST_TIMEOUT_S = 20.0

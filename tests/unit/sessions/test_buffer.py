@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from codex_mcp.sessions import buffer as buffer_module
 from codex_mcp.sessions.buffer import CRITICAL_TYPES, EventBuffer
-from codex_mcp.sessions.events import PINNED_TYPES, Event, EventType
+from codex_mcp.sessions.events import PINNED_TYPES
+from codex_mcp.state.records import Event, EventType
 
 DELTA = "item/agentMessage/delta"
 ALL_TYPES: tuple[EventType, ...] = (

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from codex_mcp.sessions.events import Event, EventType
 from codex_mcp.sessions.shaping import (
     DELTA_COMPACT_KEYS,
     DELTA_COMPACT_SUMMARY,
@@ -23,6 +22,7 @@ from codex_mcp.sessions.shaping import (
     json_size,
     shape_event,
 )
+from codex_mcp.state.records import Event, EventType
 from tests.contract.schema_check import error_texts
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "tools" / "codex_check.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_mcp.backends import proc_tree
+from codex_mcp.proc import proc_tree
 from codex_mcp.state.reaper import RUN_VARIABLE, reap
 from codex_mcp.state.store import StateStore
 

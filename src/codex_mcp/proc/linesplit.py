@@ -1,7 +1,7 @@
 """Splitting a byte stream into lines, with a cap on line length, in time linear in the input.
 
 Shared by the child-process reader (`backends.process`) and the server's stdin reader
-(`server.stdin`); it depends on nothing else in the package, so either layer may import it.
+(`server.stdin`); it lives in the OS layer (`proc/`), which depends on nothing else in the package.
 """
 
 from __future__ import annotations

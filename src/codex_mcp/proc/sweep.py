@@ -6,7 +6,7 @@ machine. So the server kills its children's process groups and the descendants i
 starts this sweeper in a session of its own (out of reach of the client's signals to our process
 group), and exits; the sweeper finds and kills the rest.
 
-    python -m codex_mcp.backends.sweep '{"tree": {pid: start time}, "tags": ["NAME=value", ...]}'
+    python -m codex_mcp.proc.sweep '{"tree": {pid: start time}, "tags": ["NAME=value", ...]}'
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import sys
 import time
 from typing import Final
 
-from codex_mcp.backends import proc_tree
+from codex_mcp.proc import proc_tree
 
 # A descendant may fork while we look: a few rounds, each waiting this long for the killed to go.
 _ROUNDS: Final = 3
 _WAIT_S: Final = 2.0
 _POLL_S: Final = 0.02
 _KEPT_VARIABLES: Final = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL")
+# What `python -m` runs; a test holds it to this module's own name, so a move cannot break the spawn.
+MODULE: Final = "codex_mcp.proc.sweep"
 
 
 def start_detached(tree: proc_tree.ProcessSnapshot, tags: list[str]) -> None:
@@ -39,7 +41,7 @@ def start_detached(tree: proc_tree.ProcessSnapshot, tags: list[str]) -> None:
         # process runs warns.
         os.posix_spawn(
             sys.executable,
-            [sys.executable, "-m", "codex_mcp.backends.sweep", order],
+            [sys.executable, "-m", MODULE, order],
             env,
             file_actions=null,
             setsid=True,
