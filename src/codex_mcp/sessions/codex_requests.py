@@ -21,12 +21,6 @@ from codex_mcp.wire.methods import MCP_SERVER_ELICITATION_REQUEST
 ANSWER_TIMEOUT_S: Final = 5.0
 
 
-def request_params(message: ServerRequest) -> dict[str, Any]:
-    """The params of a request from Codex as a plain dict."""
-    raw = message.raw.get("params")
-    return dict(raw) if isinstance(raw, dict) else {}  # pyright: ignore[reportUnknownArgumentType]
-
-
 class CodexRequests:
     """Holds, expires and answers the requests of every session; runs its timers in `task_group`."""
 
@@ -37,7 +31,7 @@ class CodexRequests:
         self, connection: AppServerConnection, session: Session | None, message: ServerRequest
     ) -> None:
         """Answer `message` now, or record it as a pending action of `session`."""
-        params = request_params(message)
+        params = dict(message.raw_params)
         interactive = approvals.INTERACTIVE.get(message.method)
         if interactive is None:
             result, error = approvals.immediate_answer(message.method)

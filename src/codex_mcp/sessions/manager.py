@@ -46,7 +46,7 @@ from codex_mcp.errors import (
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
 from codex_mcp.sessions.children import ChildPool
-from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests, request_params
+from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests
 from codex_mcp.sessions.disk_views import DiskViews
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
@@ -60,8 +60,6 @@ from codex_mcp.wire.app_server import (
     Notification,
     ServerRequest,
     UnknownMessage,
-    notification_thread_id,
-    request_thread_id,
 )
 from codex_mcp.wire.calls import ClientCall, R
 from codex_mcp.wire.methods import (
@@ -291,9 +289,7 @@ class SessionManager:
 
     def on_notification(self, message: Notification) -> None:
         """Record a notification in the session whose thread it names."""
-        raw_params = message.raw.get("params")
-        params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}  # pyright: ignore[reportUnknownVariableType]
-        session = self._session_for(notification_thread_id(message.method, params))
+        session = self._session_for(message.thread_id)
         if session is None:
             logger.debug("notification %s for no session", message.method)
             return
@@ -302,12 +298,12 @@ class SessionManager:
         # Codex re-streams the partial item on every retry, so only a finished item shows recovery.
         if message.method == ITEM_COMPLETED:
             session.reconnecting_since = None
-        ingest_notification(session, message.method, params)
+        ingest_notification(session, message.method, message.raw_params)
         session.buffer.notify()
 
     async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
         """Answer a request from a child now, or show it as an action of its session."""
-        session = self._session_for(request_thread_id(message.method, request_params(message)))
+        session = self._session_for(message.thread_id)
         await self._requests.receive(connection, session, message)
 
     async def on_unknown(self, message: UnknownMessage) -> None:

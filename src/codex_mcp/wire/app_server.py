@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,13 +30,34 @@ notification_turn_id = registry.notification_turn_id
 request_thread_id = registry.request_thread_id
 
 
+def _raw_params(raw: dict[str, Any]) -> dict[str, Any]:
+    params: object = raw.get("params")
+    return cast(dict[str, Any], params) if isinstance(params, dict) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """A notification from Codex, its params validated into the generated model."""
+    """A notification from Codex, its params validated into the generated model; routing (the
+    thread and turn it names, where its schema declares them) and the params as sent, for events."""
 
     method: str
     params: Any
     raw: dict[str, Any]
+
+    @property
+    def raw_params(self) -> dict[str, Any]:
+        """The params as Codex sent them (what `full` mode shows)."""
+        return _raw_params(self.raw)
+
+    @property
+    def thread_id(self) -> str | None:
+        """The thread it names, read only where its schema declares a thread id."""
+        return notification_thread_id(self.method, self.raw_params)
+
+    @property
+    def turn_id(self) -> str | None:
+        """The turn it names, read only where its schema declares a turn id."""
+        return notification_turn_id(self.method, self.raw_params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +68,16 @@ class ServerRequest:
     method: str
     params: Any
     raw: dict[str, Any]
+
+    @property
+    def raw_params(self) -> dict[str, Any]:
+        """The params as Codex sent them."""
+        return _raw_params(self.raw)
+
+    @property
+    def thread_id(self) -> str | None:
+        """The thread it names, read only where its schema declares a thread id."""
+        return request_thread_id(self.method, self.raw_params)
 
 
 @dataclass(frozen=True, slots=True)
