@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.ingest import rss_mb  # noqa: E402
+from codex_mcp.proc import proc_tree  # noqa: E402
 from tests.e2e.client import server_env  # noqa: E402
 from tests.harness.codex_env import CodexEnv, create_codex_env  # noqa: E402
 from tests.harness.images import tiny_png  # noqa: E402
@@ -46,27 +47,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _tree(root: int) -> list[int]:
-    """`root` and its live descendants."""
-    parents: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(proc.name))
-    found, todo = [root], [root]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _tree_mb(root: int) -> float:
+    """The resident memory of `root` and its live descendants, in MiB."""
+    started = proc_tree.start_time(root)
     total = 0.0
-    for pid in _tree(root):
+    for pid in proc_tree.expand({} if started is None else {root: started}):
         try:
             total += rss_mb(pid)
         except (OSError, IndexError, ValueError):

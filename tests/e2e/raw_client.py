@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -86,3 +90,18 @@ class LineWire:
             answer = await self.next_message()
         assert answer["id"] == request_id, answer
         assert {tool["name"] for tool in answer["result"]["tools"]} >= {"codex", "codex_reply"}
+
+
+@asynccontextmanager
+async def raw_server(env: Mapping[str, str], cwd: Path, stderr_path: Path) -> AsyncGenerator[LineWire]:
+    """`python -m codex_mcp` (its stderr to `stderr_path`) after the MCP handshake: the wire is
+    past the initialize answer; `wire.client.process` is the server."""
+    with stderr_path.open("wb") as stderr:
+        async with await anyio.open_process(
+            [sys.executable, "-m", "codex_mcp"], env=dict(env), cwd=cwd, stderr=stderr
+        ) as process:
+            client = RawClient(process)
+            await client.initialize()
+            wire = LineWire(client)
+            assert (await wire.next_message())["id"] == 1  # the initialize answer
+            yield wire

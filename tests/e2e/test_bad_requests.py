@@ -7,7 +7,6 @@ waiting for that id would wait forever; the server answers it itself and keeps s
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import anyio
@@ -15,7 +14,7 @@ import pytest
 
 from tests.e2e.client import server_env
 from tests.e2e.processes import live_processes_with_env
-from tests.e2e.raw_client import ANSWER_TIMEOUT_S, LineWire, RawClient
+from tests.e2e.raw_client import ANSWER_TIMEOUT_S, raw_server
 from tests.harness.codex_env import CodexEnv
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
@@ -53,17 +52,9 @@ async def test_bad_requests_get_error_answers_and_the_server_keeps_serving(
     codex_env: CodexEnv, tmp_path: Path
 ) -> None:
     stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("wb") as stderr, anyio.fail_after(_SESSION_TIMEOUT_S):
-        async with await anyio.open_process(
-            [sys.executable, "-m", "codex_mcp"],
-            env=server_env(codex_env),
-            cwd=codex_env.workspace,
-            stderr=stderr,
-        ) as process:
-            client = RawClient(process)
-            await client.initialize()
-            wire = LineWire(client)
-            assert (await wire.next_message())["id"] == 1  # the initialize answer
+    with anyio.fail_after(_SESSION_TIMEOUT_S):
+        async with raw_server(server_env(codex_env), codex_env.workspace, stderr_path) as wire:
+            client, process = wire.client, wire.client.process
             for number, (line, request_id, code) in enumerate(_BAD_REQUESTS):
                 await wire.send_line(line)
                 with anyio.fail_after(ANSWER_TIMEOUT_S):

@@ -9,7 +9,6 @@ limit goes through to Codex and the model, and the turn ends with its real answe
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from codex_mcp.server.images import MAX_IMAGE_BYTES
 from tests.e2e.client import server_env
 from tests.e2e.processes import live_processes_with_env
-from tests.e2e.raw_client import LineWire, RawClient
+from tests.e2e.raw_client import LineWire, raw_server
 from tests.harness.codex_env import CodexEnv
 from tests.harness.images import tiny_png
 from tests.harness.mock_model import MockModelServer
@@ -69,17 +68,9 @@ async def test_fields_over_their_limits_are_refused_naming_field_and_limit(
     over = "a" * (PROMPT_LIMIT + 1)
     note_over = "n" * (NOTE_LIMIT + 1)
     stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("wb") as stderr, anyio.fail_after(4 * _TURN_TIMEOUT_S):
-        async with await anyio.open_process(
-            [sys.executable, "-m", "codex_mcp"],
-            env=server_env(codex_env),
-            cwd=codex_env.workspace,
-            stderr=stderr,
-        ) as process:
-            client = RawClient(process)
-            await client.initialize()
-            wire = LineWire(client)
-            assert (await wire.next_message())["id"] == 1  # the initialize answer
+    with anyio.fail_after(4 * _TURN_TIMEOUT_S):
+        async with raw_server(server_env(codex_env), codex_env.workspace, stderr_path) as wire:
+            process = wire.client.process
             started = await _call(
                 wire,
                 "start",
