@@ -100,7 +100,7 @@ def _no_app_server(probe: ProbeResult) -> str:
     )
 
 
-class Backend:
+class ModeResolver:
     """The backend of one server run: forced by CODEX_MCP_MODE, else probed once, on first need.
 
     `resolve` is safe to call from many tasks at once: they share one probe.
@@ -128,7 +128,7 @@ class Backend:
         """How many times `codex app-server --help` ran."""
 
     @classmethod
-    def from_env(cls, codex: Path, env: dict[str, str]) -> Backend:
+    def from_env(cls, codex: Path, env: dict[str, str]) -> ModeResolver:
         """CODEX_MCP_MODE if set, else a probe on first need; runs nothing now.
 
         Raises:
@@ -137,7 +137,7 @@ class Backend:
         return cls(codex, forced_mode(env))
 
     @classmethod
-    def fixed(cls, choice: ModeChoice) -> Backend:
+    def fixed(cls, choice: ModeChoice) -> ModeResolver:
         """A backend already chosen (tests, tools that know it)."""
         return cls(Path(), choice)
 

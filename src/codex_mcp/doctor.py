@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.readiness import readiness_report
 from codex_mcp.settings import Settings, resolve_codex
@@ -19,7 +19,7 @@ async def _backend(env: dict[str, str]) -> tuple[ModeChoice | None, CodexMcpErro
     except CodexMcpError:
         return None, None  # the readiness report explains a missing or misnamed Codex
     try:
-        backend = Backend.from_env(codex.path, env)
+        backend = ModeResolver.from_env(codex.path, env)
     except CodexMcpError as exc:
         return None, exc
     return await backend.resolve(), None

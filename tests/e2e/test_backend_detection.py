@@ -25,7 +25,7 @@ from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from codex_mcp.backend_mode import Backend
+from codex_mcp.backend_mode import ModeResolver
 from codex_mcp.server.app import Startup, build_server
 from codex_mcp.settings import CodexExecutable, Settings
 from tests.e2e.client import running_server, server_env
@@ -86,7 +86,7 @@ async def in_process(
     for name, value in server_env(codex_env, {"CODEX_MCP_PATH": str(stand_in)}).items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env({"CODEX_MCP_VALIDATE_OUTPUT": "1", "CODEX_MCP_DRAIN_TIMEOUT_MS": "100"})
-    backend = Backend(stand_in, probe_timeout_s=_PROBE_BOUND_S)
+    backend = ModeResolver(stand_in, probe_timeout_s=_PROBE_BOUND_S)
     startup = Startup(settings, CodexExecutable(stand_in, "CODEX_MCP_PATH"), backend)
     with anyio.fail_after(_TEST_BOUND_S):
         async with Client(build_server(startup)) as client:

@@ -25,7 +25,7 @@ from anyio.from_thread import start_blocking_portal
 from hypothesis import given, settings
 from mcp import Client
 
-from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.server.app import Startup, build_server
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.wire.tools import TOOL_NAMES
@@ -78,7 +78,7 @@ def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[Wor
     startup = Startup(
         Settings.from_env(settings_env),
         CodexExecutable(codex, "test"),
-        Backend.fixed(ModeChoice("app-server", "test")),
+        ModeResolver.fixed(ModeChoice("app-server", "test")),
     )
     with ExitStack() as stack:
         portal = stack.enter_context(start_blocking_portal("asyncio"))

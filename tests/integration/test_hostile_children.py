@@ -20,7 +20,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.server.app import Startup, build_server
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.wire.app_server import Notification, UnknownMessage, parse_line
@@ -111,7 +111,7 @@ async def hostile(
         }
     )
     startup = Startup(
-        settings, CodexExecutable(codex, "test"), Backend.fixed(ModeChoice("app-server", "test"))
+        settings, CodexExecutable(codex, "test"), ModeResolver.fixed(ModeChoice("app-server", "test"))
     )
     with anyio.fail_after(TEST_BOUND_S):
         async with Client(build_server(startup)) as client:

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from codex_mcp.backend_mode import Backend, ModeChoice, forced_mode, probe_app_server
+from codex_mcp.backend_mode import ModeChoice, ModeResolver, forced_mode, probe_app_server
 from codex_mcp.errors import CodexMcpError
 from tests.e2e.processes import live_processes_with_env
 
@@ -39,7 +39,7 @@ def _calls(log: Path) -> list[str]:
 
 async def test_a_codex_whose_app_server_help_works_runs_app_server(tmp_path: Path) -> None:
     codex = _script(tmp_path / "codex", 'echo "app-server help"; exit 0')
-    choice = await Backend(codex).resolve()
+    choice = await ModeResolver(codex).resolve()
     assert (choice.mode, choice.assumed) == ("app-server", False)
     assert choice.source.startswith("detected")
 
@@ -51,7 +51,7 @@ async def test_a_codex_without_app_server_runs_exec_and_says_why_at_warning(
         tmp_path / "codex-internal", "echo \"error: unrecognized subcommand 'app-server'\" >&2; exit 2"
     )
     with caplog.at_level(logging.WARNING, logger="codex_mcp.backend_mode"):
-        choice = await Backend(codex).resolve()
+        choice = await ModeResolver(codex).resolve()
     assert choice.mode == "exec"
     assert "no app-server" in choice.source
     assert "exited 2" in choice.source
@@ -66,7 +66,7 @@ async def test_a_probe_that_gives_no_answer_assumes_app_server_and_kills_the_pro
     marker = f"probe-{uuid.uuid4().hex}"
     codex = _script(tmp_path / "codex", f"PROBE_MARK={marker} exec sleep 60")
     with caplog.at_level(logging.WARNING, logger="codex_mcp.backend_mode"):
-        choice = await Backend(codex, probe_timeout_s=_SHORT_S).resolve()
+        choice = await ModeResolver(codex, probe_timeout_s=_SHORT_S).resolve()
     assert choice.mode == "app-server"
     assert choice.assumed
     assert "no answer within 0.5s" in choice.source
@@ -80,12 +80,12 @@ async def test_a_codex_that_cannot_run_is_not_taken_for_one_without_app_server(t
     probe = await probe_app_server(not_executable, _SHORT_S)
     assert probe.returncode is None
     assert "could not run it" in probe.detail
-    assert (await Backend(not_executable).resolve()).mode == "app-server"
+    assert (await ModeResolver(not_executable).resolve()).mode == "app-server"
 
 
 async def test_codex_mcp_mode_forces_the_backend_without_probing(tmp_path: Path) -> None:
     never_run = tmp_path / "not-a-program"
-    backend = Backend.from_env(never_run, {"CODEX_MCP_MODE": "exec"})
+    backend = ModeResolver.from_env(never_run, {"CODEX_MCP_MODE": "exec"})
     choice = await backend.resolve()
     assert choice.mode == "exec"
     assert choice.source == "CODEX_MCP_MODE"
@@ -94,13 +94,13 @@ async def test_codex_mcp_mode_forces_the_backend_without_probing(tmp_path: Path)
 
 def test_a_bad_codex_mcp_mode_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(CodexMcpError, match="CODEX_MCP_MODE=fast"):
-        Backend.from_env(tmp_path / "codex", {"CODEX_MCP_MODE": "fast"})
+        ModeResolver.from_env(tmp_path / "codex", {"CODEX_MCP_MODE": "fast"})
     assert forced_mode({}) is None
 
 
 async def test_nothing_runs_until_the_backend_is_first_needed(tmp_path: Path) -> None:
     codex, log = _counting(tmp_path, "exit 0")
-    backend = Backend.from_env(codex, {})
+    backend = ModeResolver.from_env(codex, {})
     assert backend.current is None
     assert _calls(log) == []
     await backend.resolve()
@@ -109,7 +109,7 @@ async def test_nothing_runs_until_the_backend_is_first_needed(tmp_path: Path) ->
 
 async def test_two_calls_at_once_share_one_probe(tmp_path: Path) -> None:
     codex, log = _counting(tmp_path, "sleep 0.3; exit 0")
-    backend = Backend(codex)
+    backend = ModeResolver(codex)
     choices: list[ModeChoice] = []
 
     async def resolve() -> None:
@@ -125,7 +125,7 @@ async def test_two_calls_at_once_share_one_probe(tmp_path: Path) -> None:
 
 async def test_an_assumed_app_server_is_confirmed_by_its_first_spawn(tmp_path: Path) -> None:
     codex, log = _counting(tmp_path, "exec sleep 60")
-    backend = Backend(codex, probe_timeout_s=_SHORT_S)
+    backend = ModeResolver(codex, probe_timeout_s=_SHORT_S)
     await backend.resolve()
     backend.spawn_worked()
     choice = await backend.resolve()
@@ -144,7 +144,7 @@ async def test_a_failed_spawn_of_an_assumed_app_server_falls_back_to_exec_when_a
         f'if [ ! -e "{first}" ]; then touch "{first}"; exec sleep 60; fi\n'
         "echo \"error: unrecognized subcommand 'app-server'\" >&2; exit 2",
     )
-    backend = Backend(codex, probe_timeout_s=_SHORT_S)
+    backend = ModeResolver(codex, probe_timeout_s=_SHORT_S)
     assert (await backend.resolve()).assumed
     with caplog.at_level(logging.WARNING, logger="codex_mcp.backend_mode"):
         choice = await backend.spawn_failed("codex app-server did not start: exited with code 2")
@@ -159,7 +159,7 @@ async def test_a_failed_spawn_of_an_assumed_app_server_falls_back_to_exec_when_a
 async def test_a_failed_spawn_keeps_app_server_when_the_second_probe_says_it_exists(tmp_path: Path) -> None:
     first = tmp_path / "first-done"
     codex, _ = _counting(tmp_path, f'if [ ! -e "{first}" ]; then touch "{first}"; exec sleep 60; fi\nexit 0')
-    backend = Backend(codex, probe_timeout_s=_SHORT_S)
+    backend = ModeResolver(codex, probe_timeout_s=_SHORT_S)
     await backend.resolve()
     choice = await backend.spawn_failed("codex app-server did not start: timed out")
     assert (choice.mode, choice.assumed) == ("app-server", False)
@@ -167,7 +167,7 @@ async def test_a_failed_spawn_keeps_app_server_when_the_second_probe_says_it_exi
 
 async def test_a_failed_spawn_probes_again_only_once_while_help_still_hangs(tmp_path: Path) -> None:
     codex, log = _counting(tmp_path, "exec sleep 60")
-    backend = Backend(codex, probe_timeout_s=_SHORT_S, recheck_timeout_s=_SHORT_S)
+    backend = ModeResolver(codex, probe_timeout_s=_SHORT_S, recheck_timeout_s=_SHORT_S)
     await backend.resolve()
     for _ in range(3):
         choice = await backend.spawn_failed("codex app-server did not start")
@@ -177,7 +177,7 @@ async def test_a_failed_spawn_probes_again_only_once_while_help_still_hangs(tmp_
 
 async def test_a_failed_spawn_of_a_detected_app_server_probes_nothing(tmp_path: Path) -> None:
     codex, log = _counting(tmp_path, "exit 0")
-    backend = Backend(codex)
+    backend = ModeResolver(codex)
     await backend.resolve()
     assert (await backend.spawn_failed("boom")).mode == "app-server"
     assert len(_calls(log)) == 1

@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from codegen import paths
-from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.protocol_diff import diff_summaries, summarize
 from codex_mcp.resources import compat
@@ -110,7 +110,7 @@ def test_published_schemas_are_what_tools_list_advertises_their_rules_and_the_er
 
 def _catalog(codex: CodexExecutable | CodexMcpError = NO_CODEX) -> ResourceCatalog:
     mode = None if isinstance(codex, CodexMcpError) else APP_SERVER
-    return ResourceCatalog(ServerFacts(Settings.from_env({}), codex, mode and Backend.fixed(mode)))
+    return ResourceCatalog(ServerFacts(Settings.from_env({}), codex, mode and ModeResolver.fixed(mode)))
 
 
 async def test_every_listed_resource_reads_with_its_listed_mime_type() -> None:
@@ -280,7 +280,7 @@ async def test_the_probe_runs_codex_once_per_server_run(tmp_path: Path) -> None:
         f"pathlib.Path({str(log)!r}).open('a').write(' '.join(sys.argv[1:3]) + '\\n')\n"
         "print('codex-cli 1.2.3') if sys.argv[1:] == ['--version'] else sys.exit(1)",
     )
-    probe = CompatProbe(_codex(codex), Backend.fixed(APP_SERVER))
+    probe = CompatProbe(_codex(codex), ModeResolver.fixed(APP_SERVER))
     first = await probe.report()
     second = await probe.report()
     assert first is second

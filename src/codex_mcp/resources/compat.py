@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 import anyio
 
 from codex_mcp import __version__
-from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.codex_probe import VersionCache, codex_version, describe_failure, run_codex
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.protocol_diff import JsonObject, diff_summaries, methods_of, summarize, type_enum
@@ -229,7 +229,7 @@ def build_report(
 class CompatProbe:
     """The Codex facts of one server run: probed on first read, then served from memory."""
 
-    def __init__(self, codex: CodexExecutable | CodexMcpError, mode: Backend | None) -> None:
+    def __init__(self, codex: CodexExecutable | CodexMcpError, mode: ModeResolver | None) -> None:
         self._codex = codex
         self._mode = mode
         self._report: JsonObject | None = None

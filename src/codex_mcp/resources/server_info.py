@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codex_mcp import __version__
-from codex_mcp.backend_mode import Backend, ModeChoice
+from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.published import accepted_values, is_open
 from codex_mcp.settings import CodexExecutable, Settings
@@ -34,7 +34,7 @@ class ServerFacts:
 
     settings: Settings
     codex: CodexExecutable | CodexMcpError
-    mode: Backend | None
+    mode: ModeResolver | None
 
 
 def _stdio_mode(env: Mapping[str, str]) -> str:

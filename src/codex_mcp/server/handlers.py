@@ -10,7 +10,7 @@ from typing import Any, Final
 import anyio
 import anyio.lowlevel
 
-from codex_mcp.backend_mode import Backend
+from codex_mcp.backend_mode import ModeResolver
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
@@ -38,7 +38,7 @@ class Call:
     # Progress notifications while waiting keep clients with idle timeouts from giving up.
     heartbeat_s: float = 15.0
     # The backend, settled on first need; None when no Codex was found.
-    backend: Backend | None = None
+    backend: ModeResolver | None = None
 
     @property
     def manager(self) -> SessionManager:

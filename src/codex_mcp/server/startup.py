@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from codex_mcp.backend_mode import Backend
+from codex_mcp.backend_mode import ModeResolver
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.settings import CodexExecutable, Settings, resolve_codex
 from codex_mcp.state.store import StateStore
@@ -25,7 +25,7 @@ class Startup:
 
     settings: Settings
     codex: CodexExecutable | CodexMcpError
-    mode: Backend | None
+    mode: ModeResolver | None
     store: StateStore | None = None
 
 
@@ -47,6 +47,6 @@ def prepare_startup(env: dict[str, str]) -> Startup:
         logger.error("%s", exc.message)
         return Startup(settings, exc, None)
     # Runs nothing: the backend is probed on first need, off the start-up path.
-    mode = Backend.from_env(codex.path, env)
+    mode = ModeResolver.from_env(codex.path, env)
     logger.info("codex %s (%s)", codex.path, codex.source)
     return Startup(settings, codex, mode, StateStore.open(settings.state_dir))

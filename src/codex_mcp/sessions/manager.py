@@ -32,7 +32,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from codex_mcp.backend_mode import Backend, BackendMode, ModeChoice
+from codex_mcp.backend_mode import BackendMode, ModeChoice, ModeResolver
 from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.backends.process import kill_all_now
 from codex_mcp.errors import (
@@ -111,7 +111,7 @@ class SessionManager:
         task_group: TaskGroup,
         codex: CodexExecutable,
         settings: Settings,
-        mode: BackendMode | Backend,
+        mode: BackendMode | ModeResolver,
         store: StateStore | None = None,
     ) -> None:
         self._tg = task_group
@@ -120,7 +120,9 @@ class SessionManager:
         self._store = store
         self._child_env = None if store is None else store.child_environment()
         self._persister = None if store is None else SessionPersister(store)
-        self._backend = mode if isinstance(mode, Backend) else Backend.fixed(ModeChoice(mode, "given"))
+        self._backend = (
+            mode if isinstance(mode, ModeResolver) else ModeResolver.fixed(ModeChoice(mode, "given"))
+        )
         self._sessions: dict[str, Session] = {}
         self._by_thread: dict[str, Session] = {}
         self._children = ChildPool(task_group, str(codex.path), self, env=self._child_env, ledger=store)
@@ -146,7 +148,7 @@ class SessionManager:
         cls,
         codex: CodexExecutable,
         settings: Settings,
-        mode: BackendMode | Backend = "app-server",
+        mode: BackendMode | ModeResolver = "app-server",
         store: StateStore | None = None,
     ) -> AsyncGenerator[SessionManager]:
         """A manager whose children and tasks all end when the context exits.
@@ -188,7 +190,7 @@ class SessionManager:
     # --- backend -----------------------------------------------------------------
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> ModeResolver:
         """The backend of this manager's sessions (settled on first need)."""
         return self._backend
 
