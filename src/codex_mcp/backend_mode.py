@@ -1,6 +1,6 @@
 """Which backend drives Codex: `app-server` when the binary has it, else `exec`.
 
-CODEX_MCP_MODE forces one. Otherwise `Backend` finds out on first need (the first session, a
+CODEX_MCP_MODE forces one. Otherwise `ModeResolver` finds out on first need (the first session, a
 `codex_setup`, a read of server-info), never at start-up: the server answers its first requests
 without running anything. The probe, `codex app-server --help`, has three outcomes, told apart:
 

@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -20,6 +20,7 @@ from codex_mcp import __version__
 from codex_mcp.backends.app_server import AppServerConnection, open_app_server
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.sessions.backend import BackendEvents
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 
 logger = logging.getLogger(__name__)
@@ -28,26 +29,6 @@ logger = logging.getLogger(__name__)
 # open its state database; the same start a moment later works.
 _BUSY_STATE_DB: Final = "failed to initialize sqlite state runtime"
 _BUSY_START_ATTEMPTS: Final = 4
-
-
-class ChildEvents(Protocol):
-    """What the pool's owner hears from its children."""
-
-    def on_notification(self, message: Notification) -> None:
-        """A notification from any child."""
-        ...
-
-    async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
-        """A request from the child behind `connection`, to be answered on it."""
-        ...
-
-    async def on_unknown(self, message: UnknownMessage) -> None:
-        """A line no model recognises."""
-        ...
-
-    def on_closed(self, key: str, reason: str, stderr_tail: str) -> None:
-        """The child of `key` exited (it has left the pool)."""
-        ...
 
 
 @dataclass
@@ -64,7 +45,7 @@ class ChildPool:
         self,
         task_group: TaskGroup,
         codex: str,
-        events: ChildEvents,
+        events: BackendEvents,
         *,
         env: dict[str, str] | None,
         ledger: SpawnLedger | None,
@@ -148,7 +129,7 @@ class _Router:
     def __init__(
         self,
         key: str,
-        events: ChildEvents,
+        events: BackendEvents,
         request: Callable[[str, ServerRequest], Awaitable[None]],
         closed: Callable[[str, str, str], None],
     ) -> None:
@@ -164,7 +145,8 @@ class _Router:
         await self._request(self._key, message)
 
     async def on_unknown(self, message: UnknownMessage) -> None:
-        await self._events.on_unknown(message)
+        # The connection has logged it already.
+        logger.debug("ignored message from codex app-server (%s)", message.reason)
 
     async def on_closed(self, reason: str, stderr_tail: str) -> None:
         self._closed(self._key, reason, stderr_tail)

@@ -9,9 +9,9 @@ from typing import Any, Final
 import anyio
 from anyio.abc import TaskGroup
 
-from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.errors import AppServerClosedError, CodexMcpError
 from codex_mcp.sessions import approvals
+from codex_mcp.sessions.backend import Responder
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.session import PendingRequest, Session
 from codex_mcp.wire.app_server import ServerRequest
@@ -27,23 +27,21 @@ class CodexRequests:
     def __init__(self, task_group: TaskGroup) -> None:
         self._tg = task_group
 
-    async def receive(
-        self, connection: AppServerConnection, session: Session | None, message: ServerRequest
-    ) -> None:
+    async def receive(self, responder: Responder, session: Session | None, message: ServerRequest) -> None:
         """Answer `message` now, or record it as a pending action of `session`."""
         params = dict(message.raw_params)
         interactive = approvals.INTERACTIVE.get(message.method)
         if interactive is None:
             result, error = approvals.immediate_answer(message.method)
             if result is not None:
-                await connection.respond(message.id, result)
+                await responder.respond(message.id, result)
             else:
-                await connection.respond_error(message.id, approvals.UNSUPPORTED_CODE, error or "unsupported")
+                await responder.respond_error(message.id, approvals.UNSUPPORTED_CODE, error or "unsupported")
             if session is not None:
                 session.buffer.append("progress", {"method": message.method, "answered": result is not None})
             return
         if session is None or session.status in ("cancelled", "error"):
-            await connection.respond(message.id, approvals.declined_response(message.method))
+            await responder.respond(message.id, approvals.declined_response(message.method))
             return
         is_mcp = message.method == MCP_SERVER_ELICITATION_REQUEST
         kind = approvals.mcp_kind(params) if is_mcp else interactive.kind
@@ -67,11 +65,9 @@ class CodexRequests:
             "approval_request",
             {"method": message.method, "requestId": request.request_id, "kind": kind, **params},
         )
-        self._tg.start_soon(self._expire, connection, session, request)
+        self._tg.start_soon(self._expire, responder, session, request)
 
-    async def _expire(
-        self, connection: AppServerConnection, session: Session, request: PendingRequest
-    ) -> None:
+    async def _expire(self, responder: Responder, session: Session, request: PendingRequest) -> None:
         with anyio.CancelScope() as scope:
             request.timeout_scope = scope
             await anyio.sleep(session.settings.approval_timeout_s)
@@ -79,7 +75,7 @@ class CodexRequests:
                 return
             self.resolve(session, request, decision="decline", timeout=True)
             with anyio.move_on_after(ANSWER_TIMEOUT_S):
-                await connection.respond(request.codex_id, approvals.declined_response(request.method))
+                await responder.respond(request.codex_id, approvals.declined_response(request.method))
 
     @staticmethod
     def pending(session: Session, request_id: str) -> PendingRequest:
@@ -118,17 +114,17 @@ class CodexRequests:
         session.refresh_status()
         session.touch()
 
-    async def decline_all(self, connection: AppServerConnection | None, session: Session) -> None:
+    async def decline_all(self, responder: Responder | None, session: Session) -> None:
         """Cancel every pending request of `session`, telling Codex when it is still there."""
         for request in list(session.pending.values()):
             self.resolve(session, request, decision="cancel")
-            if connection is not None:
+            if responder is not None:
                 with anyio.move_on_after(ANSWER_TIMEOUT_S):
-                    await connection.respond(request.codex_id, approvals.declined_response(request.method))
+                    await responder.respond(request.codex_id, approvals.declined_response(request.method))
 
     async def respond_permission(
         self,
-        connection: AppServerConnection | None,
+        responder: Responder | None,
         session: Session,
         request_id: str,
         *,
@@ -153,11 +149,11 @@ class CodexRequests:
             execpolicy_amendment=execpolicy_amendment,
             network_policy_amendment=network_policy_amendment,
         )
-        await self._answer(connection, session, request, result, decision=decision, deny_message=deny_message)
+        await self._answer(responder, session, request, result, decision=decision, deny_message=deny_message)
 
     async def respond_user_input(
         self,
-        connection: AppServerConnection | None,
+        responder: Responder | None,
         session: Session,
         request_id: str,
         answers: dict[str, Any],
@@ -171,11 +167,11 @@ class CodexRequests:
                 field="action",
             )
         result = approvals.user_input_response(answers)
-        await self._answer(connection, session, request, result, decision="answered")
+        await self._answer(responder, session, request, result, decision="answered")
 
     async def _answer(
         self,
-        connection: AppServerConnection | None,
+        responder: Responder | None,
         session: Session,
         request: PendingRequest,
         result: dict[str, Any],
@@ -183,10 +179,10 @@ class CodexRequests:
         decision: str,
         deny_message: str | None = None,
     ) -> None:
-        if connection is None:
+        if responder is None:
             raise CodexMcpError("SESSION_NOT_RUNNING", "the Codex process of this session has exited")
         try:
-            await connection.respond(request.codex_id, result)
+            await responder.respond(request.codex_id, result)
         except AppServerClosedError as exc:
             raise CodexMcpError("INTERNAL", f"could not deliver the answer: {exc}") from exc
         self.resolve(session, request, decision=decision, deny_message=deny_message)

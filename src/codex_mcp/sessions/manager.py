@@ -1,11 +1,8 @@
-"""SessionManager: owns every session, the Codex children they run on, and the tasks that serve them.
+"""SessionManager: owns every session and the tasks that serve them; a `Backend` runs them in Codex.
 
-Process model: sessions whose spawn-time settings are equal share one `codex app-server` child. Today
-that is every session of a server, since all settings, the config profile included, go on
-`thread/start`/`turn/start`; the key stays so a setting that needs its own child can join it.
-That makes the second session start without a spawn, and makes `fork` work: a forked thread belongs
-to the process that forked it. A child that dies fails only its own running turns; the next call
-that needs it starts a new child and resumes the thread there (`thread/resume`).
+The manager keeps sessions, their lifetimes and the commands on them; how a thread or turn reaches
+Codex is the backend's (`backend.py`: app-server children or `codex exec` turns). Whatever the
+backend, what Codex says comes back here, is routed to its session by thread id, and ingested.
 
 With a state directory, sessions outlive the server: they are written as they change
 (`persistence.py`) and brought back when the next server opens the same directory; their threads
@@ -14,8 +11,8 @@ are resumed the same way, on the first call that needs them.
 The backend (app-server or exec, `backend_mode.py`) is settled on first need too: the first call
 that needs one probes Codex (once, however many calls ask at the same time), and the first spawn
 of an app-server that was only assumed confirms it or falls back to exec. Every thread and exec
-turn goes out with the recursion guard (`nesting.py`): the user's config entries that run
-codex-mcp are disabled for our children.
+turn goes out with the recursion guard (`nesting.py`), which the backends apply: the user's config
+entries that run codex-mcp are disabled for our children.
 """
 
 from __future__ import annotations
@@ -23,45 +20,36 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from codex_mcp.backend_mode import BackendMode, ModeChoice, ModeResolver
-from codex_mcp.backends.app_server import AppServerConnection
-from codex_mcp.backends.process import kill_all_now
-from codex_mcp.errors import (
-    AppServerClosedError,
-    AppServerRequestError,
-    CodexMcpError,
-    codex_refused,
-    exec_not_supported,
-    redact,
-)
+from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
-from codex_mcp.sessions.children import ChildPool
-from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S, CodexRequests
+from codex_mcp.sessions.app_server_backend import AppServerBackend
+from codex_mcp.sessions.backend import (
+    Backend,
+    BackendSwitch,
+    NoAppServerError,
+    Responder,
+    TurnRequest,
+)
+from codex_mcp.sessions.codex_requests import CodexRequests
 from codex_mcp.sessions.disk_views import DiskViews
 from codex_mcp.sessions.events import now_iso
-from codex_mcp.sessions.exec_driver import ExecDriver, placeholder_thread_id
+from codex_mcp.sessions.exec_backend import ExecBackend
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
 from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
 from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.state.store import StateStore
-from codex_mcp.wire import calls
-from codex_mcp.wire.app_server import (
-    Notification,
-    ServerRequest,
-    UnknownMessage,
-)
-from codex_mcp.wire.calls import ClientCall, R
+from codex_mcp.wire.app_server import Notification, ServerRequest
 from codex_mcp.wire.methods import (
     ERROR,
     ITEM_COMPLETED,
@@ -73,24 +61,7 @@ logger = logging.getLogger(__name__)
 
 # How often the watchdog looks for turns stuck in Codex's reconnect loop.
 _WATCHDOG_PERIOD_S: Final = 1.0
-# JSON-RPC "invalid params"/"invalid request": Codex refused a value the caller gave.
-
-
-@dataclass
-class TurnRequest:
-    """What a new turn carries (first turn or reply)."""
-
-    prompt: str
-    images: list[str] = field(default_factory=lambda: [])
-    effort: str | None = None
-    summary: str | None = None
-    personality: str | None = None
-    output_schema: dict[str, Any] | None = None
-    collaboration_mode: str | None = None
-    model: str | None = None
-    approval_policy: str | None = None
-    sandbox: str | None = None
-    cwd: str | None = None
+_T = TypeVar("_T")
 
 
 def _map_policy(policy: str, warnings: list[str]) -> str:
@@ -113,19 +84,36 @@ class SessionManager:
         settings: Settings,
         mode: BackendMode | ModeResolver,
         store: StateStore | None = None,
+        *,
+        backend: Backend | None = None,
     ) -> None:
         self._tg = task_group
-        self._codex = codex
         self._settings = settings
-        self._store = store
-        self._child_env = None if store is None else store.child_environment()
+        child_env = None if store is None else store.child_environment()
         self._persister = None if store is None else SessionPersister(store)
-        self._backend = (
-            mode if isinstance(mode, ModeResolver) else ModeResolver.fixed(ModeChoice(mode, "given"))
+        resolver = mode if isinstance(mode, ModeResolver) else ModeResolver.fixed(ModeChoice(mode, "given"))
+        self._backends = (
+            BackendSwitch.only(backend)
+            if backend is not None
+            else BackendSwitch(
+                resolver,
+                lambda: AppServerBackend(
+                    task_group,
+                    str(codex.path),
+                    self,
+                    mode=resolver,
+                    guard=self._guarded,
+                    request_timeout_s=settings.request_timeout_s,
+                    env=child_env,
+                    ledger=store,
+                ),
+                lambda: ExecBackend(
+                    task_group, str(codex.path), self, guard=self._guarded, env=child_env, ledger=store
+                ),
+            )
         )
         self._sessions: dict[str, Session] = {}
         self._by_thread: dict[str, Session] = {}
-        self._children = ChildPool(task_group, str(codex.path), self, env=self._child_env, ledger=store)
         self._requests = CodexRequests(task_group)
         self._views = (
             None
@@ -134,11 +122,7 @@ class SessionManager:
         )
         # One adoption at a time: two calls for the same orphan must not load it twice.
         self._disk_lock = anyio.Lock()
-        # Set once the backend is known to be exec; None while it is app-server or not known yet.
-        self._exec: ExecDriver | None = None
-        known = self._backend.current
-        if known is not None and known.mode == "exec":
-            self._use_exec()
+        self._settled: Backend | None = None
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -150,16 +134,18 @@ class SessionManager:
         settings: Settings,
         mode: BackendMode | ModeResolver = "app-server",
         store: StateStore | None = None,
+        backend: Backend | None = None,
     ) -> AsyncGenerator[SessionManager]:
         """A manager whose children and tasks all end when the context exits.
 
         With `store`, every change is written to it, every child is recorded in it, and the
-        sessions it holds come back when a call needs them (`lookup`).
+        sessions it holds come back when a call needs them (`lookup`). With `backend`, sessions
+        run on it alone (tests run the manager on a fake).
         """
         manager: SessionManager | None = None
         try:
             async with anyio.create_task_group() as task_group:
-                manager = cls(task_group, codex, settings, mode, store)
+                manager = cls(task_group, codex, settings, mode, store, backend=backend)
                 if manager._persister is not None:
                     task_group.start_soon(manager._persister.run, manager.sessions)
                 task_group.start_soon(manager._watchdog)
@@ -185,53 +171,34 @@ class SessionManager:
         if self._persister is not None:
             for session in self.sessions():
                 self._persister.write(session)
-        kill_all_now()
+        self._backends.kill_now()
 
     # --- backend -----------------------------------------------------------------
 
     @property
     def backend(self) -> ModeResolver:
-        """The backend of this manager's sessions (settled on first need)."""
-        return self._backend
+        """The backend mode of this manager's sessions (settled on first need)."""
+        return self._backends.mode
 
-    def _use_exec(self) -> None:
-        """Run sessions on `codex exec` from now on (a forced or detected mode, or a fallback)."""
-        if self._exec is not None:
-            return
-        self._exec = ExecDriver(
-            self._tg, str(self._codex.path), self._name_thread, self._child_env, self._store
-        )
-        for session in self._sessions.values():
-            if session.backend == "app-server":
-                session.backend = "exec"
-                session.connection_key = "exec"
+    def _run_on(self, backend: Backend) -> Backend:
+        """`backend` runs sessions now: the sessions that knew another (adopted before the backend
+        was settled, or on an app-server that turned out to be missing) move to it."""
+        if backend is not self._settled:
+            self._settled = backend
+            for session in self._sessions.values():
+                if session.backend != backend.name:
+                    session.backend, session.connection_key = backend.name, backend.key
+        return backend
 
-    async def _ensure_backend(self) -> None:
-        """Settle the backend (probing Codex the first time); on exec, use it."""
-        choice = await self._backend.resolve()
-        if choice.mode == "exec":
-            self._use_exec()
-
-    async def _app_server(self, key: str) -> AppServerConnection | None:
-        """The live child of `key`, started if needed; None when its start showed that this Codex
-        has no app-server (sessions then run on exec).
-
-        Raises:
-            CodexMcpError: APP_SERVER_START_FAILED when the child did not start (and this Codex has
-                an app-server, or may have).
-        """
+    async def _on_backend(self, op: Callable[[Backend], Awaitable[_T]]) -> tuple[Backend, _T]:
+        """`op` on the backend sessions run on (settled now if need be), and that backend; on exec
+        when the app-server turned out to be missing."""
+        backend = self._run_on(await self._backends.current())
         try:
-            connection = await self._children.connection(key)
-        except CodexMcpError as exc:
-            if exc.code != "APP_SERVER_START_FAILED":
-                raise
-            choice = await self._backend.spawn_failed(exc.message)
-            if choice.mode != "exec":
-                raise
-            self._use_exec()
-            return None
-        self._backend.spawn_worked()
-        return connection
+            return backend, await op(backend)
+        except NoAppServerError:
+            backend = self._run_on(self._backends.fall_back())
+            return backend, await op(backend)
 
     def _guarded(self, cwd: str, config: dict[str, Any] | None) -> dict[str, Any] | None:
         """`config` plus the recursion guard for a Codex child working in `cwd`."""
@@ -268,14 +235,7 @@ class SessionManager:
                 await running[0].turn_finished.wait()
         logger.warning("shutting down with turns still running after %.1fs", timeout_s)
 
-    # --- children ----------------------------------------------------------------
-
-    def _session_key(self) -> str:
-        """The connection key sessions of this server run on."""
-        return "exec" if self._exec is not None else self._spawn_key()
-
-    def _spawn_key(self) -> str:
-        return str(self._codex.path)
+    # --- inbound from Codex ------------------------------------------------------
 
     def on_closed(self, key: str, reason: str, stderr_tail: str) -> None:
         """Fail the running turns of a child that exited; the next call starts a new child."""
@@ -283,8 +243,6 @@ class SessionManager:
         if stderr_tail.strip():
             message += f"; stderr: {stderr_tail.strip()[-800:]}"
         self._fail_running_turns(key, "app_server_exited", redact(message))
-
-    # --- inbound from Codex ------------------------------------------------------
 
     def _session_for(self, thread_id: str | None) -> Session | None:
         return self._by_thread.get(thread_id) if thread_id is not None else None
@@ -295,25 +253,25 @@ class SessionManager:
         if session is None:
             logger.debug("notification %s for no session", message.method)
             return
-        if session.status == "cancelled" and message.method in (TURN_STARTED, TURN_COMPLETED, ERROR):
+        self.on_event(session, message.method, message.raw_params)
+
+    def on_event(self, session: Session, method: str, params: dict[str, Any]) -> None:
+        """Record an event of `session`'s turn."""
+        if session.status == "cancelled" and method in (TURN_STARTED, TURN_COMPLETED, ERROR):
             return
         # Codex re-streams the partial item on every retry, so only a finished item shows recovery.
-        if message.method == ITEM_COMPLETED:
+        if method == ITEM_COMPLETED:
             session.reconnecting_since = None
-        ingest_notification(session, message.method, message.raw_params)
+        ingest_notification(session, method, params)
         session.buffer.notify()
 
-    async def on_server_request(self, connection: AppServerConnection, message: ServerRequest) -> None:
-        """Answer a request from a child now, or show it as an action of its session."""
+    async def on_server_request(self, responder: Responder, message: ServerRequest) -> None:
+        """Answer a request from Codex now, or show it as an action of its session."""
         session = self._session_for(message.thread_id)
-        await self._requests.receive(connection, session, message)
+        await self._requests.receive(responder, session, message)
 
-    async def on_unknown(self, message: UnknownMessage) -> None:
-        """A line from a child that no model recognises (the connection has logged it already)."""
-        logger.debug("ignored message from codex app-server (%s)", message.reason)
-
-    def _connection_of(self, session: Session) -> AppServerConnection | None:
-        return self._children.live(session.connection_key)
+    def _responder(self, session: Session) -> Responder | None:
+        return self._backends.assumed.responder(session)
 
     # --- watchdog ----------------------------------------------------------------
 
@@ -374,26 +332,9 @@ class SessionManager:
             self._persister.write(session)
             self._persister.forget(session.session_id)
 
-    async def _interrupt_quietly(self, session: Session, turn_id: str | None, why: str) -> None:
-        """Best-effort stop of the turn in Codex when we end it ourselves; bounded, never raises."""
-        if self._exec is not None:
-            self._exec.stop(session)
-            return
-        connection = self._connection_of(session)
-        if connection is None or turn_id is None:
-            return
-        with anyio.move_on_after(ANSWER_TIMEOUT_S):
-            try:
-                await connection.call(
-                    calls.turn_interrupt(thread_id=session.thread_id, turn_id=turn_id),
-                    timeout_s=ANSWER_TIMEOUT_S,
-                )
-            except (AppServerRequestError, AppServerClosedError, CodexMcpError):
-                logger.info("could not interrupt the turn (%s)", why, exc_info=True)
-
     async def _give_up_reconnecting(self, session: Session) -> None:
         turn_id = session.active_turn_id
-        await self._interrupt_quietly(session, turn_id, "stuck reconnecting")
+        await self._backends.assumed.stop_quietly(session, turn_id, "stuck reconnecting")
         limit = self._settings.reconnect_timeout_s
         finish_turn(
             session,
@@ -431,7 +372,7 @@ class SessionManager:
                 return view
             session = self._persister.load(
                 session_id,
-                connection_key=self._session_key(),
+                connection_key=self._backends.assumed.key,
                 filter_noise=self._settings.filter_noise,
                 view=False,
             )
@@ -439,7 +380,7 @@ class SessionManager:
                 raise _not_found(session_id)
             if before.kind == "none":
                 logger.info("adopted session %s (its server has exited)", session_id)
-            session.backend = "exec" if self._exec is not None else "app-server"
+            session.backend = self._backends.assumed.name
             if self._views is not None:
                 self._views.drop(session_id)
             self._register(session, new=False)
@@ -494,29 +435,11 @@ class SessionManager:
 
     # --- commands ----------------------------------------------------------------
 
-    def _name_thread(self, session: Session, thread_id: str) -> None:
+    def name_thread(self, session: Session, thread_id: str) -> None:
+        """`session`'s thread has its real id now."""
         self._by_thread.pop(session.thread_id, None)
         session.thread_id = thread_id
         self._by_thread[thread_id] = session
-
-    def _not_in_exec(self, what: str) -> None:
-        if self._exec is not None:
-            raise exec_not_supported(what)
-
-    def _start_exec_turn(self, session: Session, turn: TurnRequest, warnings: list[str]) -> None:
-        assert self._exec is not None
-        if turn.collaboration_mode is not None:
-            warnings.append("collaborationMode needs the app-server backend; ignored under codex exec")
-        self._exec.start_turn(
-            session,
-            prompt=turn.prompt,
-            images=turn.images,
-            output_schema=turn.output_schema,
-            effort=turn.effort,
-            summary=turn.summary,
-            warnings=warnings,
-            config=self._guarded(session.settings.cwd, session.settings.config),
-        )
 
     async def start(
         self,
@@ -530,51 +453,20 @@ class SessionManager:
         `begun` is called with the session as soon as its turn has begun, before Codex accepted it:
         a caller cancelled after that point still has a session to account for.
         """
-        await self._ensure_backend()
-        key = self._spawn_key()
-        connection = None if self._exec is not None else await self._app_server(key)
         settings.approval_policy = _map_policy(settings.approval_policy, warnings)
-        if connection is None:
-            session = Session(
-                session_id=f"sess_{uuid.uuid4().hex[:12]}",
-                thread_id=placeholder_thread_id(),
-                settings=settings,
-                connection_key="exec",
-                backend="exec",
-                filter_noise=self._settings.filter_noise,
-            )
-            self._register(session)
-            self._start_exec_turn(session, turn, warnings)
-            if begun is not None:
-                begun(session)
-            return session
-        started = await self._call(
-            connection,
-            calls.thread_start(
-                cwd=settings.cwd,
-                approval_policy=settings.approval_policy,
-                sandbox=settings.sandbox,
-                model=settings.model,
-                config=self._guarded(settings.cwd, settings.config),
-                base_instructions=settings.base_instructions,
-                developer_instructions=settings.developer_instructions,
-                personality=settings.personality,
-                ephemeral=settings.ephemeral,
-            ),
-        )
-        thread_id = started.thread.id
+        backend, started = await self._on_backend(lambda backend: backend.start_thread(settings))
         if settings.model is None:
             settings.model = started.model
         session = Session(
             session_id=f"sess_{uuid.uuid4().hex[:12]}",
-            thread_id=thread_id,
+            thread_id=started.thread_id,
             settings=settings,
-            connection_key=key,
+            connection_key=backend.key,
+            backend=backend.name,
             filter_noise=self._settings.filter_noise,
         )
-        self._children.loaded(key, thread_id)
         self._register(session)
-        await self._start_turn(connection, session, turn, begun)
+        await self._start_turn(backend, session, turn, warnings, begun)
         return session
 
     async def reply(
@@ -594,15 +486,9 @@ class SessionManager:
             )
         if turn.approval_policy is not None:
             turn.approval_policy = _map_policy(turn.approval_policy, warnings)
-        await self._ensure_backend()
-        connection = None if self._exec is not None else await self._connection_for(session)
+        backend, _ = await self._on_backend(lambda backend: backend.prepare(session, warnings))
         self._apply_sticky_overrides(session, turn)
-        if connection is None:
-            self._start_exec_turn(session, turn, warnings)
-            if begun is not None:
-                begun(session)
-            return session
-        await self._start_turn(connection, session, turn, begun)
+        await self._start_turn(backend, session, turn, warnings, begun)
         return session
 
     def note_cancelled_call(self, session: Session) -> None:
@@ -622,86 +508,25 @@ class SessionManager:
             if value is not None:
                 setattr(session.settings, name, value)
 
-    async def _connection_for(self, session: Session) -> AppServerConnection | None:
-        """The live process that has the session's thread loaded, resuming it there if needed; None
-        when starting that process showed this Codex has no app-server (the session is on exec now)."""
-        connection = await self._app_server(session.connection_key)
-        if connection is None:
-            return None
-        if self._children.has_loaded(session.connection_key, session.thread_id):
-            return connection
-        if session.settings.ephemeral:
-            raise CodexMcpError(
-                "SESSION_NOT_RUNNING",
-                "this ephemeral session's Codex process is gone (it exited, or codex-mcp restarted); "
-                "its thread cannot resume: start a new session",
-            )
-        settings = session.settings
-        resume = calls.thread_resume(
-            thread_id=session.thread_id,
-            cwd=settings.cwd,
-            approval_policy=settings.approval_policy,
-            sandbox=settings.sandbox,
-            model=settings.model,
-            # Resuming starts the thread's MCP servers again: the guard goes with it.
-            config=self._guarded(settings.cwd, None),
-        )
-        await self._call(connection, resume)
-        self._children.loaded(session.connection_key, session.thread_id)
-        return connection
-
+    @staticmethod
     async def _start_turn(
-        self,
-        connection: AppServerConnection,
+        backend: Backend,
         session: Session,
         turn: TurnRequest,
+        warnings: list[str],
         begun: Callable[[Session], None] | None,
     ) -> None:
         session.begin_turn(has_output_schema=turn.output_schema is not None)
         if begun is not None:
             begun(session)
-        settings = session.settings
-        request = calls.turn_start(
-            thread_id=session.thread_id,
-            prompt=turn.prompt,
-            images=turn.images,
-            effort=turn.effort or settings.effort,
-            summary=turn.summary or settings.summary,
-            personality=turn.personality,
-            output_schema=turn.output_schema,
-            model=turn.model,
-            approval_policy=turn.approval_policy,
-            cwd=turn.cwd,
-            sandbox=turn.sandbox,
-            collaboration_mode=turn.collaboration_mode,
-            collaboration_model=settings.model,
-        )
-        session.buffer.append("progress", {"method": "codex-mcp/turn_requested", "phase": "starting"})
-        try:
-            started = await self._call(connection, request)
-        except CodexMcpError:
-            session.status = "error"
-            session.turn_finished.set()
-            raise
-        if session.active_turn_id is None and session.status == "running":
-            session.active_turn_id = started.turn.id
-
-    async def _call(self, connection: AppServerConnection, call: ClientCall[R]) -> R:
-        try:
-            return await connection.call(call, timeout_s=self._settings.request_timeout_s)
-        except AppServerRequestError as exc:
-            raise codex_refused(call.method, exc) from exc
-        except AppServerClosedError as exc:
-            raise CodexMcpError(
-                "APP_SERVER_START_FAILED", f"codex app-server exited during {call.method}: {exc}"
-            ) from exc
+        await backend.start_turn(session, turn, warnings)
 
     async def cancel(self, session_id: str, reason: str = "cancelled by the caller") -> Session:
         """End a session for good: interrupt its turn, decline what it waits on."""
         session = await self.get(session_id)
         if session.status == "cancelled":
             return session
-        await self._requests.decline_all(self._connection_of(session), session)
+        await self._requests.decline_all(self._responder(session), session)
         turn_id = session.active_turn_id
         was_running = session.status in ("running", "waiting_approval")
         session.status = "cancelled"
@@ -713,7 +538,7 @@ class SessionManager:
         )
         if was_running:
             finish_turn(session, status="cancelled", turn_id=turn_id, reason=reason)
-        await self._interrupt_quietly(session, turn_id, "cancel")
+        await self._backends.assumed.stop_quietly(session, turn_id, "cancel")
         session.buffer.notify()
         return session
 
@@ -724,33 +549,15 @@ class SessionManager:
             raise CodexMcpError(
                 "SESSION_NOT_RUNNING", f"session {session_id} is {session.status}, not running"
             )
-        if self._exec is not None:
-            if not self._exec.stop(session):
-                raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no running codex exec")
-            return session
-        connection = self._connection_of(session)
-        if connection is None:
-            raise CodexMcpError("SESSION_NOT_RUNNING", f"session {session_id} has no live Codex process")
-        turn_id = session.active_turn_id
-        if turn_id is None:
-            raise CodexMcpError("SESSION_NOT_RUNNING", "the turn has not started yet; poll and retry")
-        await self._call(connection, calls.turn_interrupt(thread_id=session.thread_id, turn_id=turn_id))
+        await self._backends.assumed.interrupt(session)
         return session
 
     async def fork(self, session_id: str) -> Session:
         """A new idle session on a fork of this session's thread, in the same Codex process."""
         source = await self.get(session_id)
-        await self._ensure_backend()
-        self._not_in_exec("fork")
         if source.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
-        connection = await self._connection_for(source)
-        if connection is None:
-            raise exec_not_supported("fork")
-        # A forked thread starts its MCP servers: the guard goes with it.
-        guard = self._guarded(source.settings.cwd, None)
-        forked = await self._call(connection, calls.thread_fork(thread_id=source.thread_id, config=guard))
-        thread_id = forked.thread.id
+        _, thread_id = await self._on_backend(lambda backend: backend.fork(source))
         settings = ThreadSettings(**vars(source.settings))
         fork = Session(
             session_id=f"sess_{uuid.uuid4().hex[:12]}",
@@ -761,7 +568,6 @@ class SessionManager:
             filter_noise=self._settings.filter_noise,
         )
         fork.phase = "finished"
-        self._children.loaded(fork.connection_key, thread_id)
         self._register(fork)
         fork.buffer.append("progress", {"method": "codex-mcp/forked", "sourceSessionId": session_id})
         return fork
@@ -769,14 +575,9 @@ class SessionManager:
     async def clean_background_terminals(self, session_id: str) -> Session:
         """Stop the background terminals of the session's thread."""
         session = await self.get(session_id)
-        await self._ensure_backend()
-        self._not_in_exec("clean_background_terminals")
         if session.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
-        connection = await self._connection_for(session)
-        if connection is None:
-            raise exec_not_supported("clean_background_terminals")
-        await self._call(connection, calls.background_terminals_clean(thread_id=session.thread_id))
+        await self._on_backend(lambda backend: backend.clean_background_terminals(session))
         session.buffer.append(
             "progress",
             {"method": "codex-mcp/background_terminals_cleaned", "message": "Background terminals cleaned"},
@@ -828,7 +629,7 @@ class SessionManager:
         """Answer an approval request."""
         session = await self.get(session_id)
         await self._requests.respond_permission(
-            self._connection_of(session),
+            self._responder(session),
             session,
             request_id,
             decision=decision,
@@ -841,7 +642,7 @@ class SessionManager:
     async def respond_user_input(self, session_id: str, request_id: str, answers: dict[str, Any]) -> Session:
         """Answer a user-input request."""
         session = await self.get(session_id)
-        await self._requests.respond_user_input(self._connection_of(session), session, request_id, answers)
+        await self._requests.respond_user_input(self._responder(session), session, request_id, answers)
         return session
 
 
