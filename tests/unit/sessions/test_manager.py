@@ -1,0 +1,244 @@
+"""The session manager on a fake backend: its commands, the routing of what Codex says, answers to
+Codex's requests, and the long-poll wait, with no Codex process (each test runs in milliseconds)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.sessions.backend import TurnRequest
+from codex_mcp.sessions.manager import SessionManager
+from codex_mcp.sessions.polling import PollRequest, poll
+from codex_mcp.sessions.session import Session, ThreadSettings
+from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
+
+pytestmark = pytest.mark.anyio
+
+_NOW_MS = 1_795_487_575_000
+
+
+def _settings() -> ThreadSettings:
+    return ThreadSettings(approval_policy="on-request", sandbox="workspace-write", cwd="/work")
+
+
+async def _start(manager: SessionManager, prompt: str = "do it") -> Session:
+    return await manager.start(_settings(), TurnRequest(prompt=prompt), [])
+
+
+def _approval(session: Session) -> dict[str, Any]:
+    return {
+        "threadId": session.thread_id,
+        "turnId": session.active_turn_id,
+        "itemId": "call_1",
+        "startedAtMs": _NOW_MS,
+        "command": "touch made.txt",
+        "cwd": "/work",
+        "availableDecisions": ["accept", "decline", "cancel"],
+    }
+
+
+def _kinds(session: Session) -> list[str]:
+    return [event.type for event in session.buffer.events()]
+
+
+async def test_a_session_starts_a_thread_and_a_turn_and_ends_with_codexs_answer() -> None:
+    async with open_on_fake() as (manager, fake):
+        begun: list[Session] = []
+        session = await manager.start(_settings(), TurnRequest(prompt="hello"), [], begun.append)
+        assert begun == [session]
+        assert fake.threads == [session.thread_id]
+        assert [(thread, turn.prompt) for thread, turn in fake.turns] == [(session.thread_id, "hello")]
+        assert session.settings.model == "fake-model"  # the model Codex chose
+        assert (session.status, session.backend, session.connection_key) == ("running", "app-server", "fake")
+        fake.complete_turn(session, "all done")
+        assert session.status == "idle"
+        assert session.result is not None
+        assert session.result["text"] == "all done"
+        assert await manager.get(session.session_id) is session
+
+
+async def test_an_approval_goes_to_actions_and_the_callers_decision_goes_back_to_codex() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        codex_id = await fake.request("item/commandExecution/requestApproval", _approval(session))
+        assert session.status == "waiting_approval"
+        (pending,) = session.pending.values()
+        assert pending.codex_id == codex_id
+        assert pending.available_decisions == ["accept", "decline", "cancel"]
+
+        await manager.respond_permission(
+            session.session_id,
+            pending.request_id,
+            decision="accept",
+            execpolicy_amendment=None,
+            network_policy_amendment=None,
+            deny_message=None,
+        )
+        answered_id, answer = await fake.answer()
+        assert (answered_id, answer["result"]) == (codex_id, {"decision": "accept"})
+        assert session.status == "running"
+        assert not session.pending
+        assert _kinds(session).count("approval_request") == _kinds(session).count("approval_result") == 1
+
+
+async def test_a_decision_the_request_does_not_offer_is_refused_and_nothing_reaches_codex() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        params = _approval(session) | {"availableDecisions": ["decline", "cancel"]}
+        await fake.request("item/commandExecution/requestApproval", params)
+        (pending,) = session.pending.values()
+        with pytest.raises(CodexMcpError) as refused:
+            await manager.respond_permission(
+                session.session_id,
+                pending.request_id,
+                decision="accept",
+                execpolicy_amendment=None,
+                network_policy_amendment=None,
+                deny_message=None,
+            )
+        assert refused.value.code == "INVALID_ARGUMENT"
+        assert session.status == "waiting_approval"
+        assert pending.request_id in session.pending
+        assert fake.answers.given == []
+
+
+async def test_interrupt_asks_the_backend_and_the_session_goes_idle_when_codex_confirms() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        turn_id = session.active_turn_id
+        await manager.interrupt(session.session_id)
+        assert fake.interrupted == [turn_id]
+        assert session.status == "running"  # until Codex says the turn ended
+        fake.complete_turn(session, "stopped", status="interrupted")
+        assert session.status == "idle"
+        with pytest.raises(CodexMcpError) as idle:
+            await manager.interrupt(session.session_id)
+        assert idle.value.code == "SESSION_NOT_RUNNING"
+
+
+async def test_a_fork_is_a_new_idle_session_on_the_new_thread_and_codex_events_reach_it() -> None:
+    async with open_on_fake() as (manager, fake):
+        source = await _start(manager)
+        fake.complete_turn(source, "first")
+        fork = await manager.fork(source.session_id)
+        assert fork.session_id != source.session_id
+        assert fork.thread_id == fake.threads[-1] != source.thread_id
+        assert (fork.status, fork.settings) == ("idle", source.settings)
+        assert fork.settings is not source.settings  # a reply override on one must not move the other
+        await manager.reply(fork.session_id, TurnRequest(prompt="go on"), [])
+        assert fake.prepared == [fork.thread_id]
+        fake.complete_turn(fork, "from the fork")
+        assert fork.result is not None
+        assert fork.result["text"] == "from the fork"
+        assert source.result is not None
+        assert source.result["text"] == "first"
+
+
+async def test_cancel_declines_what_waits_stops_the_turn_and_a_later_reply_is_refused() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        turn_id = session.active_turn_id
+        codex_id = await fake.request("item/commandExecution/requestApproval", _approval(session))
+        await manager.cancel(session.session_id)
+        answered_id, answer = await fake.answer()
+        # Codex hears a decline; the session's events say the caller cancelled.
+        assert (answered_id, answer["result"]) == (codex_id, {"decision": "decline"})
+        (result,) = [e.data for e in session.buffer.events() if e.type == "approval_result"]
+        assert result["decision"] == "cancel"
+        assert fake.stopped == [turn_id]
+        assert session.status == "cancelled"
+        assert not session.pending
+        # Codex's late end of the cancelled turn changes nothing.
+        assert turn_id is not None
+        fake.complete_turn(session, "too late", turn_id=turn_id)
+        assert session.status == "cancelled"
+        with pytest.raises(CodexMcpError) as refused:
+            await manager.reply(session.session_id, TurnRequest(prompt="again"), [])
+        assert refused.value.code == "CANCELLED"
+        assert len(fake.turns) == 1
+
+
+async def test_a_reply_to_a_running_session_is_busy_and_starts_nothing() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        with pytest.raises(CodexMcpError) as busy:
+            await manager.reply(session.session_id, TurnRequest(prompt="more"), [])
+        assert busy.value.code == "SESSION_BUSY"
+        assert len(fake.turns) == 1
+        assert fake.prepared == []
+
+
+async def test_an_answer_after_codex_went_away_is_refused_and_the_request_stays() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        await fake.request("item/commandExecution/requestApproval", _approval(session))
+        (pending,) = session.pending.values()
+        fake.codex_gone = True
+        with pytest.raises(CodexMcpError) as gone:
+            await manager.respond_permission(
+                session.session_id,
+                pending.request_id,
+                decision="accept",
+                execpolicy_amendment=None,
+                network_policy_amendment=None,
+                deny_message=None,
+            )
+        assert gone.value.code == "SESSION_NOT_RUNNING"
+        assert pending.request_id in session.pending
+
+
+async def test_polls_through_the_manager_walk_the_cursor_and_tell_a_stale_one() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        fake.complete_turn(session, "done")
+        first = await poll(manager, session, PollRequest(max_events=2), [])
+        rest = await poll(manager, session, PollRequest(max_events=100), [])
+        ids = [event["id"] for event in first["events"] + rest["events"]]
+        assert ids == sorted(set(ids))
+        assert rest["nextCursor"] == session.buffer.next_id
+        warnings: list[str] = []
+        stale = await poll(manager, session, PollRequest(cursor=0, answering=True), warnings)
+        assert stale["events"] == []
+        assert stale["nextCursor"] == session.last_cursor
+        assert warnings == [f"Provided cursor 0 is stale; used session cursor {session.last_cursor}."]
+
+
+async def test_a_long_poll_through_the_manager_wakes_when_codex_speaks() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        await poll(manager, session, PollRequest(max_events=100), [])
+        answer: dict[str, Any] = {}
+
+        async def codex_answers_later() -> None:
+            await anyio.sleep(0.05)
+            fake.complete_turn(session, "woke")
+
+        started = time.monotonic()
+        with anyio.fail_after(STEP_BOUND_S):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(codex_answers_later)
+                answer = await poll(manager, session, PollRequest(max_events=100, wait_ms=3000), [])
+        assert time.monotonic() - started < 2.5  # woken by Codex, not by the end of the wait
+        assert answer["events"][0]["data"]["method"] == "item/completed"
+        assert answer["result"]["text"] == "woke"
+
+
+async def test_a_stop_now_ends_running_turns_as_cut_by_the_client_and_kills_codex() -> None:
+    async with open_on_fake() as (manager, fake):
+        session = await _start(manager)
+        manager.stop_now("the client stopped codex-mcp")
+        assert fake.killed
+        assert session.status == "error"
+        assert session.result is not None
+        assert session.result["reason"] == "client_stopped"
+
+
+async def test_sessions_start_on_the_backend_and_key_it_names() -> None:
+    exec_like = FakeBackend(name="exec", key="exec")
+    async with open_on_fake(backend=exec_like) as (manager, _):
+        session = await _start(manager)
+        assert (session.backend, session.connection_key) == ("exec", "exec")
