@@ -61,7 +61,7 @@ async def one_turn(
     async with SessionManager.open(codex, settings, "app-server", store) as manager:
         thread = ThreadSettings(approval_policy="never", sandbox="read-only", cwd=str(REPO))
         # The child is spawned by the first start; time only the stream, not the spawn.
-        await manager._children.connection(manager._spawn_key())  # pyright: ignore[reportPrivateUsage]
+        await manager.warm_up()
         started = time.perf_counter()
         session = await manager.start(thread, TurnRequest(prompt="go"), [])
         with anyio.fail_after(600):

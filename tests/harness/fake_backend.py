@@ -82,6 +82,9 @@ class FakeBackend:
 
     # --- Backend -----------------------------------------------------------------
 
+    async def warm_up(self) -> None:
+        return None
+
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
         thread_id = self._id("thread")
         self.threads.append(thread_id)

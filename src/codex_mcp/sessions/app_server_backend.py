@@ -94,6 +94,9 @@ class AppServerBackend:
                 "APP_SERVER_START_FAILED", f"codex app-server exited during {call.method}: {exc}"
             ) from exc
 
+    async def warm_up(self) -> None:
+        await self._connection(self._key)
+
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
         connection = await self._connection(self._key)
         started = await self._call(

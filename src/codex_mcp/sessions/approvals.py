@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+from pydantic import BaseModel
+
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.wire.answers import answer
 from codex_mcp.wire.methods import (
     ACCOUNT_CHATGPT_AUTH_TOKENS_REFRESH,
     APPLY_PATCH_APPROVAL,
@@ -24,19 +27,20 @@ from codex_mcp.wire.server_requests import INTERACTIVE
 
 # JSON-RPC error code for requests we will not serve (the reference used the same).
 UNSUPPORTED_CODE: Final = -32000
+_LEGACY_DENIED: Final = "codex-mcp answers approvals as item/*/requestApproval only"
 
 
-def immediate_answer(method: str) -> tuple[dict[str, Any] | None, str | None]:
+def immediate_answer(method: str) -> tuple[BaseModel | None, str | None]:
     """(result, None) or (None, error message) for a request answered without the caller."""
     if method == CURRENT_TIME_READ:
-        return {"currentTimeAt": int(time.time())}, None
+        return answer(method, {"currentTimeAt": int(time.time())}), None
     if method == ITEM_TOOL_CALL:
-        return {
-            "success": False,
-            "contentItems": [{"type": "inputText", "text": "Not supported by codex-mcp"}],
-        }, None
+        unsupported = [{"type": "inputText", "text": "Not supported by codex-mcp"}]
+        return answer(method, {"success": False, "contentItems": unsupported}), None
     if method in (APPLY_PATCH_APPROVAL, EXEC_COMMAND_APPROVAL):
-        return {"decision": "denied"}, None
+        # The pinned schema takes a denial as an object with its reason (the reference's bare
+        # "denied" is no ReviewDecision).
+        return answer(method, {"decision": {"denied": {"rejection": _LEGACY_DENIED}}}), None
     if method == ACCOUNT_CHATGPT_AUTH_TOKENS_REFRESH:
         return None, "ChatGPT token refresh is not supported by codex-mcp; log in with `codex login`"
     return None, f"{method} is not supported by codex-mcp"
@@ -72,7 +76,7 @@ def permission_response(
     decision: str,
     execpolicy_amendment: list[str] | None,
     network_policy_amendment: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> BaseModel:
     """The result to send Codex for `decision`, after checking the request offers it.
 
     Raises:
@@ -89,6 +93,18 @@ def permission_response(
             f"choose one of {offered}",
             field="decision",
         )
+    return answer(
+        method, _decision_result(method, params, decision, execpolicy_amendment, network_policy_amendment)
+    )
+
+
+def _decision_result(
+    method: str,
+    params: dict[str, Any],
+    decision: str,
+    execpolicy_amendment: list[str] | None,
+    network_policy_amendment: dict[str, Any] | None,
+) -> dict[str, Any]:
     if method == ITEM_PERMISSIONS_REQUEST_APPROVAL:
         granted: object = params.get("permissions") if decision in ("accept", "acceptForSession") else {}
         return {
@@ -111,17 +127,18 @@ def permission_response(
     return {"decision": decision}
 
 
-def declined_response(method: str) -> dict[str, Any]:
+def declined_response(method: str) -> BaseModel:
     """What we answer when a request times out, or its session is cancelled."""
     if method == ITEM_TOOL_REQUEST_USER_INPUT:
-        return {"answers": {}}
+        return answer(method, {"answers": {}})
     if method == ITEM_PERMISSIONS_REQUEST_APPROVAL:
-        return {"permissions": {}, "scope": "turn"}
+        return answer(method, {"permissions": {}, "scope": "turn"})
     if method == MCP_SERVER_ELICITATION_REQUEST:
-        return {"action": "decline", "content": None}
-    return {"decision": "decline"}
+        return answer(method, {"action": "decline", "content": None})
+    return answer(method, {"decision": "decline"})
 
 
-def user_input_response(answers: dict[str, Any]) -> dict[str, Any]:
+def user_input_response(answers: dict[str, Any]) -> BaseModel:
     """`item/tool/requestUserInput` result: question id -> {answers: [...]}."""
-    return {"answers": {question: {"answers": list(entry["answers"])} for question, entry in answers.items()}}
+    given = {question: {"answers": list(entry["answers"])} for question, entry in answers.items()}
+    return answer(ITEM_TOOL_REQUEST_USER_INPUT, {"answers": given})

@@ -99,6 +99,10 @@ class Backend(Protocol):
         """The connection key of sessions this backend starts (turns of one key fail together)."""
         ...
 
+    async def warm_up(self) -> None:
+        """Start now what the next session will need (a Codex process), so it does not wait for it."""
+        ...
+
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
         """Start a thread with `settings` (the recursion guard is the backend's to add)."""
         ...

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskGroup
+from pydantic import BaseModel
 
 from codex_mcp.errors import AppServerClosedError, CodexMcpError
 from codex_mcp.sessions import approvals
@@ -174,7 +175,7 @@ class CodexRequests:
         responder: Responder | None,
         session: Session,
         request: PendingRequest,
-        result: dict[str, Any],
+        result: BaseModel,
         *,
         decision: str,
         deny_message: str | None = None,

@@ -66,6 +66,9 @@ class ExecBackend:
     def key(self) -> str:
         return EXEC_KEY
 
+    async def warm_up(self) -> None:
+        return None  # each turn is its own `codex exec`
+
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
         # `codex exec` names the thread when its first turn starts.
         return StartedThread(placeholder_thread_id())

@@ -1,11 +1,19 @@
-"""Each Codex request kind is answered in its own wire shape, and only with decisions it offers."""
+"""Each Codex request kind is answered in its own wire shape, and only with decisions it offers.
+
+The answers are generated response models; what is compared is what goes out on the wire.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from pydantic import BaseModel
 
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.sessions import approvals
+from codex_mcp.wire.app_server import encode_response
 
 COMMAND = "item/commandExecution/requestApproval"
 FILE = "item/fileChange/requestApproval"
@@ -13,16 +21,23 @@ PERMISSIONS = "item/permissions/requestApproval"
 ELICITATION = "mcpServer/elicitation/request"
 
 
+def _sent(answer: BaseModel | None) -> Any:
+    """The `result` of the answer line Codex receives."""
+    return None if answer is None else json.loads(encode_response(0, answer))["result"]
+
+
 def _answer(
     method: str, decision: str, available: list[str] | None = None, **extra: object
 ) -> dict[str, object]:
-    return approvals.permission_response(
-        method,
-        {"permissions": {"network": {"enabled": True}}},
-        available,
-        decision=decision,
-        execpolicy_amendment=extra.get("execpolicy_amendment"),  # type: ignore[arg-type]
-        network_policy_amendment=extra.get("network_policy_amendment"),  # type: ignore[arg-type]
+    return _sent(
+        approvals.permission_response(
+            method,
+            {"permissions": {"network": {"enabled": True}}},
+            available,
+            decision=decision,
+            execpolicy_amendment=extra.get("execpolicy_amendment"),  # type: ignore[arg-type]
+            network_policy_amendment=extra.get("network_policy_amendment"),  # type: ignore[arg-type]
+        )
     )
 
 
@@ -91,20 +106,23 @@ def test_available_decisions_objects_are_named_by_their_key() -> None:
 def test_timeouts_and_cancels_decline_in_each_requests_shape(
     method: str, declined: dict[str, object]
 ) -> None:
-    assert approvals.declined_response(method) == declined
+    assert _sent(approvals.declined_response(method)) == declined
 
 
 def test_requests_nobody_can_answer_get_an_immediate_answer_or_error() -> None:
     now, error = approvals.immediate_answer("currentTime/read")
     assert error is None
-    assert isinstance(now, dict)
-    assert isinstance(now["currentTimeAt"], int)
+    assert isinstance(_sent(now)["currentTimeAt"], int)
     tool, _ = approvals.immediate_answer("item/tool/call")
-    assert tool == {
+    assert _sent(tool) == {
         "success": False,
         "contentItems": [{"type": "inputText", "text": "Not supported by codex-mcp"}],
     }
-    assert approvals.immediate_answer("execCommandApproval") == ({"decision": "denied"}, None)
+    denied, none = approvals.immediate_answer("execCommandApproval")
+    assert none is None
+    assert _sent(denied) == {
+        "decision": {"denied": {"rejection": "codex-mcp answers approvals as item/*/requestApproval only"}}
+    }
     refused, why = approvals.immediate_answer("account/chatgptAuthTokens/refresh")
     assert refused is None
     assert why is not None
@@ -112,6 +130,6 @@ def test_requests_nobody_can_answer_get_an_immediate_answer_or_error() -> None:
 
 
 def test_user_input_answers_are_passed_through_by_question_id() -> None:
-    assert approvals.user_input_response({"color": {"answers": ["Red"]}}) == {
+    assert _sent(approvals.user_input_response({"color": {"answers": ["Red"]}})) == {
         "answers": {"color": {"answers": ["Red"]}}
     }
