@@ -79,8 +79,10 @@ def header(sources: list[Path], repo_root: Path, note: str) -> str:
     return "\n".join(lines)
 
 
-def generate_models(schema: dict[str, Any], file_header: str, base_class: str) -> str:
-    """Module text of the Pydantic models for `schema`."""
+def generate_models(
+    schema: dict[str, Any], file_header: str, base_class: str, extra_flags: tuple[str, ...] = ()
+) -> str:
+    """Module text of the Pydantic models for `schema`; `extra_flags` go to the generator after ours."""
     with tempfile.TemporaryDirectory(prefix="codex-mcp-codegen-") as scratch:
         source = Path(scratch) / "schema.json"
         target = Path(scratch) / "models.py"
@@ -95,6 +97,7 @@ def generate_models(schema: dict[str, Any], file_header: str, base_class: str) -
             file_header,
             *_FLAGS,
             f"--base-class={base_class}",
+            *extra_flags,
         ]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.jsonwalk import JsonSchema, rewrite_refs
+from codegen.jsonwalk import JsonSchema, objects_in, rewrite_refs
 
 # Keys the generator has no use for.
 _VALIDATION_ONLY_KEYS = ("$schema",)
@@ -16,6 +16,17 @@ _VALIDATION_ONLY_KEYS = ("$schema",)
 # together", the opposite of per-action rules; those rules live in rules/ instead.
 _UNPORTABLE_KEYS = ("allOf", "anyOf", "oneOf", "if", "then", "else", "not")
 RULE_KINDS = ("input", "output")
+
+# The tool models hold a `format: date-time` string as the text we send (`2026-01-02T03:04:05.678Z`,
+# from `sessions.events.now_iso`), not as a datetime: pydantic's AwareDatetime would re-render it
+# (`...05.678000Z`, `+00:00`) and change what clients read. The published schemas keep the format.
+GENERATOR_FLAGS: tuple[str, ...] = ("--type-mappings", "string+date-time=string")
+# What the models check of such a string instead: RFC 3339's date-time (jsonschema treats `format`
+# as an annotation, so the published schema checks no more than this).
+DATE_TIME = "DateTime"
+DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,29 @@ def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
         "definitions": definitions,
     }
     rewrite_refs(combined, "#/$defs/", "#/definitions/")
+    _name_date_times(definitions)
     return combined, specs
+
+
+def _name_date_times(definitions: dict[str, JsonSchema]) -> None:
+    """Point every `format: date-time` string at one `DateTime` definition (a string of that
+    pattern), so the models spell the check once."""
+    if DATE_TIME in definitions:
+        raise SystemExit(f"$defs/{DATE_TIME} is the name codegen gives date-time strings; rename it")
+    found = False
+    for node in objects_in(definitions):
+        if node.get("format") == "date-time" and node.get("type") == "string" and "pattern" not in node:
+            del node["type"], node["format"]
+            node["$ref"] = f"#/definitions/{DATE_TIME}"
+            found = True
+    if found:
+        definitions[DATE_TIME] = {
+            "title": DATE_TIME,
+            "description": "An RFC 3339 date-time, e.g. 2026-01-02T03:04:05.678Z.",
+            "type": "string",
+            "format": "date-time",
+            "pattern": DATE_TIME_PATTERN,
+        }
 
 
 def _embedded(path: Path) -> str:

@@ -8,85 +8,9 @@
 # pyright: reportIncompatibleVariableOverride=false
 
 from typing import Annotated, Any, Literal
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from codex_mcp._generated._base import ToolModel
 from typing_extensions import TypeAliasType
-
-
-class Action(ToolModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
-    additional_permissions: Annotated[
-        dict[str, Any] | None,
-        Field(
-            alias="additionalPermissions",
-            description="Command approvals: extra permissions the command asks for.",
-        ),
-    ] = None
-    approval_id: Annotated[
-        str | None,
-        Field(
-            alias="approvalId",
-            description="Command approvals: Codex's id of this approval callback (for one command's several callbacks).",
-        ),
-    ] = None
-    available_decisions: Annotated[
-        list[str] | None, Field(alias="availableDecisions")
-    ] = None
-    command: Annotated[
-        str | None,
-        Field(description="Command approvals: the command Codex wants to run."),
-    ] = None
-    command_actions: Annotated[
-        list[dict[str, Any]] | None,
-        Field(
-            alias="commandActions",
-            description="Command approvals: Codex's parsed actions of the command, for display.",
-        ),
-    ] = None
-    created_at: Annotated[AwareDatetime, Field(alias="createdAt")]
-    cwd: Annotated[
-        str | None,
-        Field(description="Command approvals: the command's working directory."),
-    ] = None
-    expires_at: Annotated[AwareDatetime | None, Field(alias="expiresAt")] = None
-    item_id: Annotated[str | None, Field(alias="itemId")] = None
-    kind: Annotated[
-        str,
-        Field(
-            description="command | fileChange | permissions | mcpToolCall | user_input (open set)."
-        ),
-    ]
-    network_approval_context: Annotated[
-        dict[str, Any] | None,
-        Field(
-            alias="networkApprovalContext",
-            description="Command approvals: what a managed-network approval is about.",
-        ),
-    ] = None
-    params: Annotated[
-        dict[str, Any] | None,
-        Field(description="The request's params as Codex sent them."),
-    ] = None
-    proposed_execpolicy_amendment: Annotated[
-        list[str] | None,
-        Field(
-            alias="proposedExecpolicyAmendment",
-            description="Command approvals: the command prefix Codex proposes to allow from now on (answer acceptWithExecpolicyAmendment with it).",
-        ),
-    ] = None
-    proposed_network_policy_amendments: Annotated[
-        list[dict[str, Any]] | None,
-        Field(
-            alias="proposedNetworkPolicyAmendments",
-            description="Command approvals: the host rules Codex proposes (answer applyNetworkPolicyAmendment with one).",
-        ),
-    ] = None
-    questions: list[dict[str, Any]] | None = None
-    reason: str | None = None
-    request_id: Annotated[str, Field(alias="requestId")]
-    type: Literal["approval", "user_input"]
 
 
 ApprovalPolicy = TypeAliasType(
@@ -288,6 +212,19 @@ CollaborationMode = TypeAliasType(
 )
 
 
+DateTime = TypeAliasType(
+    "DateTime",
+    Annotated[
+        str,
+        Field(
+            description="An RFC 3339 date-time, e.g. 2026-01-02T03:04:05.678Z.",
+            pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+            title="DateTime",
+        ),
+    ],
+)
+
+
 Effort1 = TypeAliasType(
     "Effort1",
     Annotated[
@@ -324,7 +261,7 @@ class Event(ToolModel):
         ),
     ]
     id: Annotated[int, Field(ge=0)]
-    timestamp: AwareDatetime
+    timestamp: DateTime
     type: Literal[
         "output", "progress", "approval_request", "approval_result", "result", "error"
     ]
@@ -518,7 +455,7 @@ class TurnResult(ToolModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    completed_at: Annotated[AwareDatetime | None, Field(alias="completedAt")] = None
+    completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
     error: TurnError | None = None
     output: Annotated[
         str | None,
@@ -551,6 +488,82 @@ class TurnResult(ToolModel):
     ] = None
     turn_id: Annotated[str | None, Field(alias="turnId")] = None
     usage: TokenUsage | None = None
+
+
+class Action(ToolModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    additional_permissions: Annotated[
+        dict[str, Any] | None,
+        Field(
+            alias="additionalPermissions",
+            description="Command approvals: extra permissions the command asks for.",
+        ),
+    ] = None
+    approval_id: Annotated[
+        str | None,
+        Field(
+            alias="approvalId",
+            description="Command approvals: Codex's id of this approval callback (for one command's several callbacks).",
+        ),
+    ] = None
+    available_decisions: Annotated[
+        list[str] | None, Field(alias="availableDecisions")
+    ] = None
+    command: Annotated[
+        str | None,
+        Field(description="Command approvals: the command Codex wants to run."),
+    ] = None
+    command_actions: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            alias="commandActions",
+            description="Command approvals: Codex's parsed actions of the command, for display.",
+        ),
+    ] = None
+    created_at: Annotated[DateTime, Field(alias="createdAt")]
+    cwd: Annotated[
+        str | None,
+        Field(description="Command approvals: the command's working directory."),
+    ] = None
+    expires_at: Annotated[DateTime | None, Field(alias="expiresAt")] = None
+    item_id: Annotated[str | None, Field(alias="itemId")] = None
+    kind: Annotated[
+        str,
+        Field(
+            description="command | fileChange | permissions | mcpToolCall | user_input (open set)."
+        ),
+    ]
+    network_approval_context: Annotated[
+        dict[str, Any] | None,
+        Field(
+            alias="networkApprovalContext",
+            description="Command approvals: what a managed-network approval is about.",
+        ),
+    ] = None
+    params: Annotated[
+        dict[str, Any] | None,
+        Field(description="The request's params as Codex sent them."),
+    ] = None
+    proposed_execpolicy_amendment: Annotated[
+        list[str] | None,
+        Field(
+            alias="proposedExecpolicyAmendment",
+            description="Command approvals: the command prefix Codex proposes to allow from now on (answer acceptWithExecpolicyAmendment with it).",
+        ),
+    ] = None
+    proposed_network_policy_amendments: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            alias="proposedNetworkPolicyAmendments",
+            description="Command approvals: the host rules Codex proposes (answer applyNetworkPolicyAmendment with one).",
+        ),
+    ] = None
+    questions: list[dict[str, Any]] | None = None
+    reason: str | None = None
+    request_id: Annotated[str, Field(alias="requestId")]
+    type: Literal["approval", "user_input"]
 
 
 class CodexAdvanced(ToolModel):
@@ -840,14 +853,14 @@ class SessionInfo(ToolModel):
     approval_policy: Annotated[str | None, Field(alias="approvalPolicy")] = None
     backend: Literal["app-server", "exec"] | None = None
     can_resume: Annotated[bool | None, Field(alias="canResume")] = None
-    cancelled_at: Annotated[AwareDatetime | None, Field(alias="cancelledAt")] = None
+    cancelled_at: Annotated[DateTime | None, Field(alias="cancelledAt")] = None
     cancelled_reason: Annotated[str | None, Field(alias="cancelledReason")] = None
     config: Annotated[
         dict[str, Any] | None, Field(description="Only with includeSensitive.")
     ] = None
-    created_at: Annotated[AwareDatetime, Field(alias="createdAt")]
+    created_at: Annotated[DateTime, Field(alias="createdAt")]
     cwd: Annotated[str | None, Field(description="Only with includeSensitive.")] = None
-    last_active_at: Annotated[AwareDatetime, Field(alias="lastActiveAt")]
+    last_active_at: Annotated[DateTime, Field(alias="lastActiveAt")]
     model: str | None = None
     owner: Annotated[
         str | None,
@@ -917,7 +930,7 @@ class CodexOutput(ToolModel):
     )
     actions: list[Action] | None = None
     compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
-    completed_at: Annotated[AwareDatetime | None, Field(alias="completedAt")] = None
+    completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
     execution: Execution | None = None
     interaction_state: Annotated[
         InteractionState | None, Field(alias="interactionState")
@@ -946,7 +959,7 @@ class CodexReplyOutput(ToolModel):
     )
     actions: list[Action] | None = None
     compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
-    completed_at: Annotated[AwareDatetime | None, Field(alias="completedAt")] = None
+    completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
     execution: Execution | None = None
     interaction_state: Annotated[
         InteractionState | None, Field(alias="interactionState")
@@ -992,7 +1005,7 @@ class CodexSessionOutput(ToolModel):
         None
     )
     cancelled_at: Annotated[
-        AwareDatetime | None, Field(alias="cancelledAt", description="get.")
+        DateTime | None, Field(alias="cancelledAt", description="get.")
     ] = None
     cancelled_reason: Annotated[
         str | None, Field(alias="cancelledReason", description="get.")
@@ -1001,7 +1014,7 @@ class CodexSessionOutput(ToolModel):
         dict[str, Any] | None, Field(description="get. Only with includeSensitive.")
     ] = None
     created_at: Annotated[
-        AwareDatetime | None, Field(alias="createdAt", description="get.")
+        DateTime | None, Field(alias="createdAt", description="get.")
     ] = None
     cwd: Annotated[
         str | None, Field(description="get. Only with includeSensitive.")
@@ -1011,7 +1024,7 @@ class CodexSessionOutput(ToolModel):
     ] = None
     dry_run: Annotated[bool | None, Field(alias="dryRun", description="clean.")] = None
     last_active_at: Annotated[
-        AwareDatetime | None, Field(alias="lastActiveAt", description="get.")
+        DateTime | None, Field(alias="lastActiveAt", description="get.")
     ] = None
     matched_session_ids: Annotated[
         list[str] | None, Field(alias="matchedSessionIds", description="clean.")
