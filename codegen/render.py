@@ -80,13 +80,22 @@ def header(sources: list[Path], repo_root: Path, note: str) -> str:
 
 
 def generate_models(
-    schema: dict[str, Any], file_header: str, base_class: str, extra_flags: tuple[str, ...] = ()
+    schema: dict[str, Any],
+    file_header: str,
+    base_class: str,
+    extra_flags: tuple[str, ...] = (),
+    *,
+    keep_order: bool = False,
 ) -> str:
-    """Module text of the Pydantic models for `schema`; `extra_flags` go to the generator after ours."""
+    """Module text of the Pydantic models for `schema`; `extra_flags` go to the generator after ours.
+
+    The generator declares fields in the order of `properties`, and a model dumps them in that
+    order: `keep_order` keeps the schema's own order, otherwise every key is sorted.
+    """
     with tempfile.TemporaryDirectory(prefix="codex-mcp-codegen-") as scratch:
         source = Path(scratch) / "schema.json"
         target = Path(scratch) / "models.py"
-        source.write_text(json.dumps(schema, indent=1, sort_keys=True), encoding="utf-8")
+        source.write_text(json.dumps(schema, indent=1, sort_keys=not keep_order), encoding="utf-8")
         command = [
             sys.executable,
             "-m",
