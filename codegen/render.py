@@ -13,6 +13,7 @@ from typing import Any
 GENERATOR_VERSION = "0.89.0"
 WIRE_BASE = "codex_mcp._generated._base.WireModel"
 TOOL_BASE = "codex_mcp._generated._base.ToolModel"
+TOOL_OUTPUT_BASE = "codex_mcp._generated._base.ToolOutputModel"
 
 # Flags chosen for import speed and stable names: see schemas/README.md ("Generated models").
 _FLAGS: tuple[str, ...] = (
@@ -61,6 +62,14 @@ class ToolModel(BaseModel):
         serialize_by_alias=True,
         defer_build=True,
     )
+
+
+class ToolOutputModel(ToolModel):
+    """Our tools' results and their parts, which the server builds: also by the Python names
+    (`CodexCheckOutput(session_id=...)`, the names a type checker sees), still sent by the
+    published ones."""
+
+    model_config = ConfigDict(validate_by_name=True)
 '''
 
 

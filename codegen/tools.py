@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.jsonwalk import JsonSchema, objects_in, rewrite_refs
+from codegen.jsonwalk import JsonSchema, objects_in, refs_in, rewrite_refs
+from codegen.render import TOOL_OUTPUT_BASE
 
 # Keys the generator has no use for.
 _VALIDATION_ONLY_KEYS = ("$schema",)
@@ -105,7 +106,26 @@ def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
     }
     rewrite_refs(combined, "#/$defs/", "#/definitions/")
     _name_date_times(definitions)
+    _base_outputs_on(TOOL_OUTPUT_BASE, definitions, [spec.output_model for spec in specs])
     return combined, specs
+
+
+def _base_outputs_on(base: str, definitions: dict[str, JsonSchema], outputs: list[str]) -> None:
+    """Give every object of the outputs' `$ref` closure, inline ones too, the base class `base`.
+
+    Nothing an input uses is reached: no input model gets it.
+    """
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(refs_in(definitions[name]))
+        for node in objects_in(definitions[name]):
+            if node.get("type") == "object":
+                node["customBasePath"] = base
 
 
 def _name_date_times(definitions: dict[str, JsonSchema]) -> None:

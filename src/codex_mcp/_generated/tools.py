@@ -9,7 +9,7 @@
 
 from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints
-from codex_mcp._generated._base import ToolModel
+from codex_mcp._generated._base import ToolModel, ToolOutputModel
 from typing_extensions import TypeAliasType
 
 
@@ -137,7 +137,7 @@ SandboxMode = TypeAliasType(
 )
 
 
-class Execution(ToolModel):
+class Execution(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -184,7 +184,7 @@ SessionStatus = TypeAliasType(
 )
 
 
-class TokenUsage(ToolModel):
+class TokenUsage(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -199,7 +199,7 @@ class TokenUsage(ToolModel):
     total_tokens: Annotated[int | None, Field(alias="totalTokens", ge=0)] = None
 
 
-class TurnError(ToolModel):
+class TurnError(ToolOutputModel):
     model_config = ConfigDict(
         extra="allow",
     )
@@ -489,7 +489,7 @@ class CodexSetupInput(ToolModel):
     ] = None
 
 
-class Codex(ToolModel):
+class Codex(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -504,7 +504,7 @@ class Codex(ToolModel):
     ] = None
 
 
-class Backend(ToolModel):
+class Backend(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -514,7 +514,7 @@ class Backend(ToolModel):
     )
 
 
-class Auth(ToolModel):
+class Auth(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -524,7 +524,7 @@ class Auth(ToolModel):
     detail: str | None = None
 
 
-class ConfigFile(ToolModel):
+class ConfigFile(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -533,7 +533,7 @@ class ConfigFile(ToolModel):
     exists: bool
 
 
-class Protocol(ToolModel):
+class Protocol(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -543,7 +543,7 @@ class Protocol(ToolModel):
     matches_pinned: Annotated[bool | None, Field(alias="matchesPinned")] = None
 
 
-class Problem(ToolModel):
+class Problem(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -552,7 +552,7 @@ class Problem(ToolModel):
     fix: str
 
 
-class CodexSetupOutput(ToolModel):
+class CodexSetupOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -693,7 +693,7 @@ class CodexInput(ToolModel):
     advanced: CodexAdvanced | None = None
 
 
-class Action(ToolModel):
+class Action(ToolOutputModel):
     model_config = ConfigDict(
         extra="allow",
     )
@@ -769,7 +769,7 @@ class Action(ToolModel):
     expires_at: Annotated[DateTime | None, Field(alias="expiresAt")] = None
 
 
-class Progress(ToolModel):
+class Progress(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -790,7 +790,7 @@ class Progress(ToolModel):
     tokens: TokenUsage | None = None
 
 
-class TurnResult(ToolModel):
+class TurnResult(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -829,7 +829,7 @@ class TurnResult(ToolModel):
     completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
 
 
-class CodexOutput(ToolModel):
+class CodexOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -858,7 +858,7 @@ class CodexOutput(ToolModel):
     compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
 
 
-class Event(ToolModel):
+class Event(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -875,7 +875,7 @@ class Event(ToolModel):
     timestamp: DateTime
 
 
-class CodexCheckOutput(ToolModel):
+class CodexCheckOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -906,7 +906,7 @@ class CodexCheckOutput(ToolModel):
     truncated_fields: Annotated[list[str] | None, Field(alias="truncatedFields")] = None
 
 
-class CodexReplyOutput(ToolModel):
+class CodexReplyOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -935,7 +935,7 @@ class CodexReplyOutput(ToolModel):
     compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
 
 
-class SessionInfo(ToolModel):
+class SessionInfo(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -982,7 +982,7 @@ class SessionInfo(ToolModel):
     ] = None
 
 
-class CodexSessionOutput(ToolModel):
+class CodexSessionOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
