@@ -52,6 +52,9 @@ def build_outputs() -> dict[Path, str]:
         tool_schema,
         render.header(tool_sources, repo, "our MCP tools' inputs and outputs"),
         render.TOOL_BASE,
+        tools.GENERATOR_FLAGS,
+        # A tool result's keys come in the order its published schema lists them.
+        keep_order=True,
     )
 
     all_sources = [paths.APP_SERVER_BUNDLE, paths.APP_SERVER_PINNED, paths.EXEC_SCHEMA, *tool_sources]

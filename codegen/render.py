@@ -13,6 +13,7 @@ from typing import Any
 GENERATOR_VERSION = "0.89.0"
 WIRE_BASE = "codex_mcp._generated._base.WireModel"
 TOOL_BASE = "codex_mcp._generated._base.ToolModel"
+TOOL_OUTPUT_BASE = "codex_mcp._generated._base.ToolOutputModel"
 
 # Flags chosen for import speed and stable names: see schemas/README.md ("Generated models").
 _FLAGS: tuple[str, ...] = (
@@ -61,6 +62,14 @@ class ToolModel(BaseModel):
         serialize_by_alias=True,
         defer_build=True,
     )
+
+
+class ToolOutputModel(ToolModel):
+    """Our tools' results and their parts, which the server builds: also by the Python names
+    (`CodexCheckOutput(session_id=...)`, the names a type checker sees), still sent by the
+    published ones."""
+
+    model_config = ConfigDict(validate_by_name=True)
 '''
 
 
@@ -79,12 +88,23 @@ def header(sources: list[Path], repo_root: Path, note: str) -> str:
     return "\n".join(lines)
 
 
-def generate_models(schema: dict[str, Any], file_header: str, base_class: str) -> str:
-    """Module text of the Pydantic models for `schema`."""
+def generate_models(
+    schema: dict[str, Any],
+    file_header: str,
+    base_class: str,
+    extra_flags: tuple[str, ...] = (),
+    *,
+    keep_order: bool = False,
+) -> str:
+    """Module text of the Pydantic models for `schema`; `extra_flags` go to the generator after ours.
+
+    The generator declares fields in the order of `properties`, and a model dumps them in that
+    order: `keep_order` keeps the schema's own order, otherwise every key is sorted.
+    """
     with tempfile.TemporaryDirectory(prefix="codex-mcp-codegen-") as scratch:
         source = Path(scratch) / "schema.json"
         target = Path(scratch) / "models.py"
-        source.write_text(json.dumps(schema, indent=1, sort_keys=True), encoding="utf-8")
+        source.write_text(json.dumps(schema, indent=1, sort_keys=not keep_order), encoding="utf-8")
         command = [
             sys.executable,
             "-m",
@@ -95,6 +115,7 @@ def generate_models(schema: dict[str, Any], file_header: str, base_class: str) -
             file_header,
             *_FLAGS,
             f"--base-class={base_class}",
+            *extra_flags,
         ]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:

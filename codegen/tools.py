@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.jsonwalk import JsonSchema, rewrite_refs
+from codegen.jsonwalk import JsonSchema, objects_in, refs_in, rewrite_refs
+from codegen.render import TOOL_OUTPUT_BASE
 
 # Keys the generator has no use for.
 _VALIDATION_ONLY_KEYS = ("$schema",)
@@ -16,6 +17,17 @@ _VALIDATION_ONLY_KEYS = ("$schema",)
 # together", the opposite of per-action rules; those rules live in rules/ instead.
 _UNPORTABLE_KEYS = ("allOf", "anyOf", "oneOf", "if", "then", "else", "not")
 RULE_KINDS = ("input", "output")
+
+# The tool models hold a `format: date-time` string as the text we send (`2026-01-02T03:04:05.678Z`,
+# from `sessions.events.now_iso`), not as a datetime: pydantic's AwareDatetime would re-render it
+# (`...05.678000Z`, `+00:00`) and change what clients read. The published schemas keep the format.
+GENERATOR_FLAGS: tuple[str, ...] = ("--type-mappings", "string+date-time=string")
+# What the models check of such a string instead: RFC 3339's date-time (jsonschema treats `format`
+# as an annotation, so the published schema checks no more than this).
+DATE_TIME = "DateTime"
+DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,48 @@ def build_codegen_schema(tools_dir: Path) -> tuple[JsonSchema, list[ToolSpec]]:
         "definitions": definitions,
     }
     rewrite_refs(combined, "#/$defs/", "#/definitions/")
+    _name_date_times(definitions)
+    _base_outputs_on(TOOL_OUTPUT_BASE, definitions, [spec.output_model for spec in specs])
     return combined, specs
+
+
+def _base_outputs_on(base: str, definitions: dict[str, JsonSchema], outputs: list[str]) -> None:
+    """Give every object of the outputs' `$ref` closure, inline ones too, the base class `base`.
+
+    Nothing an input uses is reached: no input model gets it.
+    """
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(refs_in(definitions[name]))
+        for node in objects_in(definitions[name]):
+            if node.get("type") == "object":
+                node["customBasePath"] = base
+
+
+def _name_date_times(definitions: dict[str, JsonSchema]) -> None:
+    """Point every `format: date-time` string at one `DateTime` definition (a string of that
+    pattern), so the models spell the check once."""
+    if DATE_TIME in definitions:
+        raise SystemExit(f"$defs/{DATE_TIME} is the name codegen gives date-time strings; rename it")
+    found = False
+    for node in objects_in(definitions):
+        if node.get("format") == "date-time" and node.get("type") == "string" and "pattern" not in node:
+            del node["type"], node["format"]
+            node["$ref"] = f"#/definitions/{DATE_TIME}"
+            found = True
+    if found:
+        definitions[DATE_TIME] = {
+            "title": DATE_TIME,
+            "description": "An RFC 3339 date-time, e.g. 2026-01-02T03:04:05.678Z.",
+            "type": "string",
+            "format": "date-time",
+            "pattern": DATE_TIME_PATTERN,
+        }
 
 
 def _embedded(path: Path) -> str:

@@ -9,6 +9,7 @@ from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.readiness import readiness_report
 from codex_mcp.settings import Settings, resolve_codex
+from codex_mcp.wire.tools import Problem, output_json
 
 _SETTING_FIX = "fix or unset that variable: the server refuses to start with it (exit code 2)"
 
@@ -40,11 +41,12 @@ async def doctor_report(env: dict[str, str], cwd: str | None) -> dict[str, Any]:
         cwd, mode.mode if mode else "unknown", mode.source if mode else "no backend chosen"
     )
     for error in setting_errors:
-        report["problems"].append({"code": "BAD_SETTING", "message": error.message, "fix": _SETTING_FIX})
-    report["ready"] = not report["problems"]
+        report.problems.append(Problem(code="BAD_SETTING", message=error.message, fix=_SETTING_FIX))
+    report.ready = not report.problems
+    shown = output_json(report)
     if state_dir is not None:
-        report["stateDir"] = state_dir
-    return report
+        shown["stateDir"] = state_dir
+    return shown
 
 
 def _codex_line(report: dict[str, Any]) -> str:

@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from codex_mcp.codex_probe import CodexRun, parse_version, run_codex
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.profiles import codex_home
 from codex_mcp.settings import CodexExecutable, resolve_codex
 from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
+from codex_mcp.wire.tools import (
+    Auth,
+    Backend,
+    Codex,
+    CodexSetupOutput,
+    ConfigFile,
+    Problem,
+    Protocol,
+)
 
 # `codex --version` and `codex login status` answer at once; this only bounds a broken binary.
 _PROBE_TIMEOUT_S: Final = 15.0
@@ -40,86 +49,93 @@ def _provider(config_path: Path) -> str:
     return str(config.get("model_provider", "openai"))
 
 
-def _local_facts(cwd: str | None, env: dict[str, str]) -> tuple[Path, bool, list[dict[str, Any]]]:
+def _local_facts(cwd: str | None, env: dict[str, str]) -> tuple[Path, bool, list[ConfigFile]]:
     """The target directory, whether it exists, and the config.toml files Codex would read there."""
     target = Path(cwd).expanduser() if cwd else Path.cwd()
     home = codex_home(env)
-    files: list[dict[str, Any]] = [
-        {"path": str(home / "config.toml"), "scope": "user", "exists": (home / "config.toml").is_file()}
+    files = [
+        ConfigFile(path=str(home / "config.toml"), scope="user", exists=(home / "config.toml").is_file())
     ]
     files += [
-        {"path": str(p), "scope": "project", "exists": True} for p in _project_configs(target) if p.is_file()
+        ConfigFile(path=str(p), scope="project", exists=True) for p in _project_configs(target) if p.is_file()
     ]
     return target, target.is_dir(), files
 
 
-async def readiness_report(cwd: str | None, backend_mode: str, backend_source: str) -> dict[str, Any]:
+async def readiness_report(
+    cwd: str | None, backend_mode: Literal["app-server", "exec", "unknown"], backend_source: str
+) -> CodexSetupOutput:
     """The CodexSetupOutput for `cwd` (default: the server's cwd)."""
     env = dict(os.environ)
-    problems: list[dict[str, str]] = []
-    report: dict[str, Any] = {"backend": {"mode": backend_mode, "source": backend_source}}
+    problems: list[Problem] = []
     target, target_is_dir, config_files = _local_facts(cwd, env)
     if not target_is_dir:
         problems.append(
-            {
-                "code": "CWD_MISSING",
-                "message": f"{target} is not a directory",
-                "fix": "pass an existing directory",
-            }
+            Problem(
+                code="CWD_MISSING", message=f"{target} is not a directory", fix="pass an existing directory"
+            )
         )
+    found = Codex(found=False)
+    protocol: Protocol | None = None
+    auth: Auth | None = None
     codex: CodexExecutable | None = None
     try:
         codex = resolve_codex(env)
     except CodexMcpError as exc:
-        report["codex"] = {"found": False}
         problems.append(
-            {
-                "code": "CODEX_NOT_FOUND",
-                "message": exc.message,
-                "fix": "install Codex (npm i -g @openai/codex, or pip install 'codex-mcp[codex]'), "
+            Problem(
+                code="CODEX_NOT_FOUND",
+                message=exc.message,
+                fix="install Codex (npm i -g @openai/codex, or pip install 'codex-mcp[codex]'), "
                 "or point CODEX_MCP_PATH at it",
-            }
+            )
         )
     if codex is not None:
         version_run = await _run(codex.path, ("--version",), env)
         version = parse_version(version_run)
         version_text = version_run.stdout or version_run.stderr
-        report["codex"] = {"found": True, "path": str(codex.path), "source": codex.source}
+        found = Codex(found=True, path=str(codex.path), source=codex.source)
         if version is not None:
-            report["codex"]["version"] = version
-            report["protocol"] = {
-                "pinnedCodexVersion": PINNED_CODEX_VERSION,
-                "matchesPinned": version == PINNED_CODEX_VERSION,
-            }
+            found.version = version
+            protocol = Protocol(
+                pinned_codex_version=PINNED_CODEX_VERSION, matches_pinned=version == PINNED_CODEX_VERSION
+            )
         else:
             problems.append(
-                {
-                    "code": "CODEX_BROKEN",
-                    "message": f"`codex --version` failed: {version_text[:200]}",
-                    "fix": "reinstall Codex or point CODEX_MCP_PATH at a working binary",
-                }
+                Problem(
+                    code="CODEX_BROKEN",
+                    message=f"`codex --version` failed: {version_text[:200]}",
+                    fix="reinstall Codex or point CODEX_MCP_PATH at a working binary",
+                )
             )
         home = codex_home(env)
         provider = _provider(home / "config.toml")
         status = await _run(codex.path, ("login", "status"), env)
         status_text = status.stdout or status.stderr
         logged_in = status.returncode == 0
-        auth: dict[str, Any] = {"loggedIn": logged_in, "provider": provider}
+        auth = Auth(logged_in=logged_in, provider=provider)
         if status_text:
-            auth["detail"] = status_text.splitlines()[0][:200]
+            auth.detail = status_text.splitlines()[0][:200]
         has_key = bool(env.get("OPENAI_API_KEY") or env.get("CODEX_API_KEY"))
         if has_key:
-            auth["method"] = "api-key environment variable"
-        report["auth"] = auth
+            auth.method = "api-key environment variable"
         if not logged_in and not has_key and provider == "openai":
             problems.append(
-                {
-                    "code": "NOT_LOGGED_IN",
-                    "message": "Codex is not logged in and no OPENAI_API_KEY is set",
-                    "fix": "run `codex login` (or set OPENAI_API_KEY in the MCP server's env)",
-                }
+                Problem(
+                    code="NOT_LOGGED_IN",
+                    message="Codex is not logged in and no OPENAI_API_KEY is set",
+                    fix="run `codex login` (or set OPENAI_API_KEY in the MCP server's env)",
+                )
             )
-    report["configFiles"] = config_files
-    report["problems"] = problems
-    report["ready"] = not problems
+    report = CodexSetupOutput(
+        backend=Backend(mode=backend_mode, source=backend_source),
+        codex=found,
+        config_files=config_files,
+        problems=problems,
+        ready=not problems,
+    )
+    if protocol is not None:
+        report.protocol = protocol
+    if auth is not None:
+        report.auth = auth
     return report

@@ -35,6 +35,7 @@ from codex_mcp.sessions.ingest import ingest_notification
 from codex_mcp.sessions.session import PendingRequest, Session, ThreadSettings
 from codex_mcp.sessions.shaping import shape_event
 from codex_mcp.wire import app_server
+from codex_mcp.wire.tools import output_json
 
 Json = dict[str, Any]
 
@@ -193,7 +194,9 @@ async def replay(path: Path) -> Json:
 
 def _shown(session: Session) -> Json:
     """The session as `codex_check` shows it, without the times our side stamped on it."""
-    events = [_without(shape_event(event, "full"), "timestamp") for event in session.buffer.events()]
+    events = [
+        _without(output_json(shape_event(event, "full")), "timestamp") for event in session.buffer.events()
+    ]
     for event in events:
         if event["type"] == "result":
             event["data"] = _without(event["data"], "completedAt")
@@ -202,7 +205,7 @@ def _shown(session: Session) -> Json:
         "status": session.status,
         "phase": session.phase,
         "result": None if session.result is None else _without(session.result, "completedAt"),
-        "actions": [_without(action, "createdAt", "expiresAt") for action in session.actions()],
+        "actions": [_without(output_json(action), "createdAt", "expiresAt") for action in session.actions()],
         "events": events,
     }
 

@@ -18,7 +18,7 @@ import pytest
 
 from codex_mcp.sessions import approvals
 from codex_mcp.sessions.session import ACTION_PARAMS, PendingRequest
-from codex_mcp.wire.tools import output_problems, tool_definition, tool_rules
+from codex_mcp.wire.tools import output_json, output_problems, tool_definition, tool_rules
 from tests.contract.schema_check import error_texts
 
 Schema = dict[str, Any]
@@ -165,7 +165,7 @@ def test_the_output_rules_are_checked_with_the_output_schema() -> None:
 def _action(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """The `actions[]` entry we show for one request Codex sent."""
     interactive = approvals.INTERACTIVE[method]
-    return PendingRequest(
+    action = PendingRequest(
         request_id="req_1a2b3c4d",
         codex_id=0,
         method=method,
@@ -176,6 +176,7 @@ def _action(method: str, params: dict[str, Any]) -> dict[str, Any]:
         expires_at="2026-01-01T00:01:00.000+00:00",
         available_decisions=approvals.offered_decisions(params),
     ).to_action()
+    return output_json(action)
 
 
 def _closed_action_validator(tool: str) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from codex_mcp import readiness, settings
+from codex_mcp.wire.tools import output_json
 
 
 @pytest.mark.anyio
@@ -18,7 +19,7 @@ async def test_without_any_codex_the_report_says_what_is_missing_and_how_to_fix_
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setenv("CODEX_HOME", str(tmp_path / "home"))
-    report = await readiness.readiness_report(str(tmp_path), "unknown", "no Codex found")
+    report = output_json(await readiness.readiness_report(str(tmp_path), "unknown", "no Codex found"))
     assert report["ready"] is False
     assert report["codex"] == {"found": False}
     [problem] = report["problems"]

@@ -13,6 +13,7 @@ from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.server.results import failure
 from codex_mcp.sessions.session import Session, ThreadSettings
+from codex_mcp.wire.tools import output_json
 
 SRC: Final = Path(__file__).resolve().parents[2] / "src" / "codex_mcp"
 # Calls that hand a string to a shell.
@@ -139,11 +140,11 @@ def _session() -> Session:
 
 def test_session_info_shows_cwd_config_profile_and_thread_only_when_asked() -> None:
     session = _session()
-    public = session.public_info(include_sensitive=False)
+    public = output_json(session.public_info(include_sensitive=False))
     text = repr(public)
     for secret in ("/home/alice", "corp", "work", "thr_1"):
         assert secret not in text
-    sensitive = session.public_info(include_sensitive=True)
+    sensitive = output_json(session.public_info(include_sensitive=True))
     assert (sensitive["cwd"], sensitive["config"], sensitive["profile"], sensitive["threadId"]) == (
         "/home/alice/secret-project",
         {"model_provider": "corp"},

@@ -26,3 +26,11 @@ class ToolModel(BaseModel):
         serialize_by_alias=True,
         defer_build=True,
     )
+
+
+class ToolOutputModel(ToolModel):
+    """Our tools' results and their parts, which the server builds: also by the Python names
+    (`CodexCheckOutput(session_id=...)`, the names a type checker sees), still sent by the
+    published ones."""
+
+    model_config = ConfigDict(validate_by_name=True)

@@ -8,85 +8,9 @@
 # pyright: reportIncompatibleVariableOverride=false
 
 from typing import Annotated, Any, Literal
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
-from codex_mcp._generated._base import ToolModel
+from pydantic import ConfigDict, Field, StringConstraints
+from codex_mcp._generated._base import ToolModel, ToolOutputModel
 from typing_extensions import TypeAliasType
-
-
-class Action(ToolModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
-    additional_permissions: Annotated[
-        dict[str, Any] | None,
-        Field(
-            alias="additionalPermissions",
-            description="Command approvals: extra permissions the command asks for.",
-        ),
-    ] = None
-    approval_id: Annotated[
-        str | None,
-        Field(
-            alias="approvalId",
-            description="Command approvals: Codex's id of this approval callback (for one command's several callbacks).",
-        ),
-    ] = None
-    available_decisions: Annotated[
-        list[str] | None, Field(alias="availableDecisions")
-    ] = None
-    command: Annotated[
-        str | None,
-        Field(description="Command approvals: the command Codex wants to run."),
-    ] = None
-    command_actions: Annotated[
-        list[dict[str, Any]] | None,
-        Field(
-            alias="commandActions",
-            description="Command approvals: Codex's parsed actions of the command, for display.",
-        ),
-    ] = None
-    created_at: Annotated[AwareDatetime, Field(alias="createdAt")]
-    cwd: Annotated[
-        str | None,
-        Field(description="Command approvals: the command's working directory."),
-    ] = None
-    expires_at: Annotated[AwareDatetime | None, Field(alias="expiresAt")] = None
-    item_id: Annotated[str | None, Field(alias="itemId")] = None
-    kind: Annotated[
-        str,
-        Field(
-            description="command | fileChange | permissions | mcpToolCall | user_input (open set)."
-        ),
-    ]
-    network_approval_context: Annotated[
-        dict[str, Any] | None,
-        Field(
-            alias="networkApprovalContext",
-            description="Command approvals: what a managed-network approval is about.",
-        ),
-    ] = None
-    params: Annotated[
-        dict[str, Any] | None,
-        Field(description="The request's params as Codex sent them."),
-    ] = None
-    proposed_execpolicy_amendment: Annotated[
-        list[str] | None,
-        Field(
-            alias="proposedExecpolicyAmendment",
-            description="Command approvals: the command prefix Codex proposes to allow from now on (answer acceptWithExecpolicyAmendment with it).",
-        ),
-    ] = None
-    proposed_network_policy_amendments: Annotated[
-        list[dict[str, Any]] | None,
-        Field(
-            alias="proposedNetworkPolicyAmendments",
-            description="Command approvals: the host rules Codex proposes (answer applyNetworkPolicyAmendment with one).",
-        ),
-    ] = None
-    questions: list[dict[str, Any]] | None = None
-    reason: str | None = None
-    request_id: Annotated[str, Field(alias="requestId")]
-    type: Literal["approval", "user_input"]
 
 
 ApprovalPolicy = TypeAliasType(
@@ -102,165 +26,6 @@ ApprovalPolicy = TypeAliasType(
 
 
 Image = TypeAliasType("Image", Annotated[str, Field(max_length=4096, min_length=1)])
-
-
-Answer = TypeAliasType("Answer", Annotated[str, Field(max_length=65536)])
-
-
-class Answers(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    answers: Annotated[list[Answer], Field(max_length=64)]
-
-
-ExecpolicyAmendmentItem = TypeAliasType(
-    "ExecpolicyAmendmentItem", Annotated[str, Field(max_length=4096)]
-)
-
-
-class CodexSessionInput(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    action: Literal[
-        "list",
-        "get",
-        "cancel",
-        "interrupt",
-        "fork",
-        "clean",
-        "clean_background_terminals",
-    ]
-    dry_run: Annotated[
-        bool | None,
-        Field(alias="dryRun", description="clean: list matches without removing them."),
-    ] = False
-    include_disk: Annotated[
-        bool | None,
-        Field(alias="includeDisk", description="clean: also delete persisted state."),
-    ] = True
-    include_sensitive: Annotated[
-        bool | None,
-        Field(
-            alias="includeSensitive",
-            description="get: also return threadId, cwd, profile and config.",
-        ),
-    ] = False
-    older_than_ms: Annotated[
-        int | None,
-        Field(
-            alias="olderThanMs",
-            description="clean: only sessions inactive for longer than this.",
-            ge=0,
-        ),
-    ] = None
-    session_id: Annotated[
-        str | None,
-        Field(
-            alias="sessionId",
-            description="Session id returned by `codex`. Required for get, cancel, interrupt, fork and clean_background_terminals; list and clean do not use it.",
-            max_length=64,
-            min_length=1,
-            pattern="^[A-Za-z0-9_-]+$",
-        ),
-    ] = None
-    statuses: Annotated[
-        list[Literal["idle", "error", "cancelled"]] | None,
-        Field(
-            description="clean: which statuses to remove. Default: error and cancelled."
-        ),
-    ] = None
-
-
-class CodexSetupInput(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    cwd: Annotated[
-        str | None,
-        Field(
-            description="Directory whose project config.toml files to look for. Default: the server's cwd.",
-            max_length=4096,
-            min_length=1,
-        ),
-    ] = None
-
-
-class Auth(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    detail: str | None = None
-    logged_in: Annotated[bool | None, Field(alias="loggedIn")] = None
-    method: str | None = None
-    provider: str | None = None
-
-
-class Backend(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    mode: Literal["app-server", "exec", "unknown"]
-    source: Annotated[str | None, Field(description="CODEX_MCP_MODE or detected.")] = (
-        None
-    )
-
-
-class Codex(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    found: bool
-    path: str | None = None
-    source: Annotated[
-        str | None,
-        Field(
-            description="How it was found: CODEX_MCP_PATH | CODEX_MCP_COMMAND | PATH | bundled."
-        ),
-    ] = None
-    version: str | None = None
-
-
-class ConfigFile(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    exists: bool
-    path: str
-    scope: Literal["user", "project"]
-
-
-class Problem(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    code: str
-    fix: str
-    message: str
-
-
-class Protocol(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    matches_pinned: Annotated[bool | None, Field(alias="matchesPinned")] = None
-    pinned_codex_version: Annotated[str | None, Field(alias="pinnedCodexVersion")] = (
-        None
-    )
-
-
-class CodexSetupOutput(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    auth: Auth | None = None
-    backend: Backend
-    codex: Codex
-    config_files: Annotated[list[ConfigFile] | None, Field(alias="configFiles")] = None
-    problems: list[Problem]
-    protocol: Protocol | None = None
-    ready: bool
 
 
 CollaborationMode1 = TypeAliasType(
@@ -313,60 +78,6 @@ Effort = TypeAliasType(
 )
 
 
-class Event(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    data: Annotated[
-        dict[str, Any],
-        Field(
-            description="Shaped by `responseMode`; `data.method` names the Codex message it came from."
-        ),
-    ]
-    id: Annotated[int, Field(ge=0)]
-    timestamp: AwareDatetime
-    type: Literal[
-        "output", "progress", "approval_request", "approval_result", "result", "error"
-    ]
-
-
-class Execution(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    fell_back_to_polling: Annotated[bool | None, Field(alias="fellBackToPolling")] = (
-        None
-    )
-    mode: Literal["background", "foreground"]
-    reason: Literal["completed", "timeout", "needs_input", "not_requested"] | None = (
-        None
-    )
-    wait_requested_ms: Annotated[int | None, Field(alias="waitRequestedMs", ge=0)] = (
-        None
-    )
-    waited_ms: Annotated[int | None, Field(alias="waitedMs", ge=0)] = None
-
-
-InteractionState = TypeAliasType(
-    "InteractionState",
-    Annotated[
-        Literal["working", "waiting_input", "finished"],
-        Field(
-            description="What the session needs from the caller: nothing yet, an answer, or nothing more.",
-            title="InteractionState",
-        ),
-    ],
-)
-
-
-class NetworkPolicyAmendment(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    action: Literal["allow", "deny"]
-    host: Annotated[str, Field(max_length=253, min_length=1)]
-
-
 Personality1 = TypeAliasType(
     "Personality1",
     Annotated[
@@ -390,47 +101,6 @@ Personality = TypeAliasType(
         ),
     ],
 )
-
-
-class PollOptions(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    final_only: Annotated[
-        bool | None,
-        Field(
-            alias="finalOnly",
-            description="Omit events; return actions and the final result only (the cursor moves past hidden events).",
-        ),
-    ] = False
-    include_actions: Annotated[bool | None, Field(alias="includeActions")] = True
-    include_events: Annotated[bool | None, Field(alias="includeEvents")] = True
-    include_result: Annotated[bool | None, Field(alias="includeResult")] = True
-    max_bytes: Annotated[
-        int | None,
-        Field(
-            alias="maxBytes",
-            description="Best-effort cap on the response size; `truncated` says what was cut.",
-            ge=256,
-            le=10000000,
-        ),
-    ] = None
-    skip_deltas: Annotated[
-        bool | None,
-        Field(
-            alias="skipDeltas",
-            description="Drop streaming deltas (the cursor still moves past them).",
-        ),
-    ] = False
-    wait_ms: Annotated[
-        int | None,
-        Field(
-            alias="waitMs",
-            description="Long-poll: wait up to this many ms for something new before answering.",
-            ge=0,
-            le=120000,
-        ),
-    ] = None
 
 
 ReasoningSummary1 = TypeAliasType(
@@ -458,20 +128,49 @@ ReasoningSummary = TypeAliasType(
 )
 
 
-RecommendedNextAction = TypeAliasType(
-    "RecommendedNextAction",
-    Annotated[
-        Literal["poll", "respond_permission", "respond_user_input", "none"],
-        Field(title="RecommendedNextAction"),
-    ],
-)
-
-
 SandboxMode = TypeAliasType(
     "SandboxMode",
     Annotated[
         Literal["read-only", "workspace-write", "danger-full-access"],
         Field(description="What commands Codex runs may touch.", title="SandboxMode"),
+    ],
+)
+
+
+class Execution(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    mode: Literal["background", "foreground"]
+    wait_requested_ms: Annotated[int | None, Field(alias="waitRequestedMs", ge=0)] = (
+        None
+    )
+    waited_ms: Annotated[int | None, Field(alias="waitedMs", ge=0)] = None
+    fell_back_to_polling: Annotated[bool | None, Field(alias="fellBackToPolling")] = (
+        None
+    )
+    reason: Literal["completed", "timeout", "needs_input", "not_requested"] | None = (
+        None
+    )
+
+
+InteractionState = TypeAliasType(
+    "InteractionState",
+    Annotated[
+        Literal["working", "waiting_input", "finished"],
+        Field(
+            description="What the session needs from the caller: nothing yet, an answer, or nothing more.",
+            title="InteractionState",
+        ),
+    ],
+)
+
+
+RecommendedNextAction = TypeAliasType(
+    "RecommendedNextAction",
+    Annotated[
+        Literal["poll", "respond_permission", "respond_user_input", "none"],
+        Field(title="RecommendedNextAction"),
     ],
 )
 
@@ -485,14 +184,14 @@ SessionStatus = TypeAliasType(
 )
 
 
-class TokenUsage(ToolModel):
+class TokenUsage(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
+    input_tokens: Annotated[int | None, Field(alias="inputTokens", ge=0)] = None
     cached_input_tokens: Annotated[
         int | None, Field(alias="cachedInputTokens", ge=0)
     ] = None
-    input_tokens: Annotated[int | None, Field(alias="inputTokens", ge=0)] = None
     output_tokens: Annotated[int | None, Field(alias="outputTokens", ge=0)] = None
     reasoning_output_tokens: Annotated[
         int | None, Field(alias="reasoningOutputTokens", ge=0)
@@ -500,10 +199,11 @@ class TokenUsage(ToolModel):
     total_tokens: Annotated[int | None, Field(alias="totalTokens", ge=0)] = None
 
 
-class TurnError(ToolModel):
+class TurnError(ToolOutputModel):
     model_config = ConfigDict(
         extra="allow",
     )
+    message: str
     codex_error_info: Annotated[
         Any | None,
         Field(
@@ -511,119 +211,70 @@ class TurnError(ToolModel):
             description="Codex's machine-readable error kind, as Codex sent it.",
         ),
     ] = None
-    message: str
 
 
-class TurnResult(ToolModel):
+class NetworkPolicyAmendment(ToolModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    completed_at: Annotated[AwareDatetime | None, Field(alias="completedAt")] = None
-    error: TurnError | None = None
-    output: Annotated[
-        str | None,
-        Field(description="Same as `text`; kept for clients of the reference server."),
-    ] = None
-    reason: Annotated[
-        str | None,
-        Field(
-            description="Why the session ended this way (e.g. `server_restart`, `approval_timeout`)."
-        ),
-    ] = None
-    status: Annotated[
-        str,
-        Field(
-            description="completed | failed | interrupted | cancelled | error (open set)."
-        ),
-    ]
-    structured_output: Annotated[
-        Any | None,
-        Field(
-            alias="structuredOutput",
-            description="`text` parsed as JSON when an outputSchema was given.",
-        ),
-    ] = None
-    text: Annotated[
-        str | None,
-        Field(
-            description="The agent's final message (its last completed agent message)."
-        ),
-    ] = None
-    turn_id: Annotated[str | None, Field(alias="turnId")] = None
-    usage: TokenUsage | None = None
+    action: Literal["allow", "deny"]
+    host: Annotated[str, Field(max_length=253, min_length=1)]
 
 
-class CodexAdvanced(ToolModel):
+class PollOptions(ToolModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    approval_timeout_ms: Annotated[
-        int | None,
-        Field(
-            alias="approvalTimeoutMs",
-            description="Pending approvals and questions are declined after this many ms.",
-            ge=1,
-            le=86400000,
-        ),
-    ] = 60000
-    base_instructions: Annotated[
-        str | None,
-        Field(
-            alias="baseInstructions",
-            description="Replace the default instructions (thread-level).",
-            max_length=1048576,
-        ),
-    ] = None
-    collaboration_mode: Annotated[
-        CollaborationMode | None, Field(alias="collaborationMode")
-    ] = None
-    config: Annotated[
-        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Any]
-        | None,
-        Field(
-            description='config.toml overrides as dotted keys to values, e.g. {"model_reasoning_summary": "concise"}. At most 256 keys of at most 256 characters; a string value at most 65,536 characters, a list at most 1,024 items, a table at most 256 keys.',
-            max_length=256,
-        ),
-    ] = None
-    developer_instructions: Annotated[
-        str | None,
-        Field(
-            alias="developerInstructions",
-            description="Developer instructions (thread-level).",
-            max_length=1048576,
-        ),
-    ] = None
-    ephemeral: Annotated[
+    include_events: Annotated[bool | None, Field(alias="includeEvents")] = True
+    include_actions: Annotated[bool | None, Field(alias="includeActions")] = True
+    include_result: Annotated[bool | None, Field(alias="includeResult")] = True
+    skip_deltas: Annotated[
         bool | None,
         Field(
-            description="Do not persist the Codex thread (the session cannot resume after a restart)."
+            alias="skipDeltas",
+            description="Drop streaming deltas (the cursor still moves past them).",
         ),
     ] = False
-    images: Annotated[
-        list[Image] | None,
+    final_only: Annotated[
+        bool | None,
         Field(
-            description="Local image paths, sent as image inputs. Each must be an existing file.",
-            max_length=32,
+            alias="finalOnly",
+            description="Omit events; return actions and the final result only (the cursor moves past hidden events).",
         ),
-    ] = None
-    output_schema: Annotated[
-        dict[str, Any] | None,
-        Field(
-            alias="outputSchema",
-            description="JSON Schema the final answer must follow; the result then carries `structuredOutput`.",
-        ),
-    ] = None
-    personality: Personality | None = None
-    summary: ReasoningSummary | None = None
-    wait_for_result: Annotated[
+    ] = False
+    max_bytes: Annotated[
         int | None,
         Field(
-            alias="waitForResult",
-            description="Wait up to this many ms for the turn to finish and return its result directly (max 300000). Falls back to polling when the turn needs an approval or answer, or time runs out. Keep it below the client's tool timeout: a call the client cancels returns nothing (see codex_session list).",
-            ge=0,
-            le=300000,
+            alias="maxBytes",
+            description="Best-effort cap on the response size; `truncated` says what was cut.",
+            ge=256,
+            le=10000000,
         ),
     ] = None
+    wait_ms: Annotated[
+        int | None,
+        Field(
+            alias="waitMs",
+            description="Long-poll: wait up to this many ms for something new before answering.",
+            ge=0,
+            le=120000,
+        ),
+    ] = None
+
+
+ExecpolicyAmendmentItem = TypeAliasType(
+    "ExecpolicyAmendmentItem", Annotated[str, Field(max_length=4096)]
+)
+
+
+Answer = TypeAliasType("Answer", Annotated[str, Field(max_length=65536)])
+
+
+class Answers(ToolModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    answers: Annotated[list[Answer], Field(max_length=64)]
 
 
 class CodexCheckInput(ToolModel):
@@ -631,18 +282,44 @@ class CodexCheckInput(ToolModel):
         extra="forbid",
     )
     action: Literal["poll", "respond_permission", "respond_user_input"]
-    answers: Annotated[
-        dict[str, Answers] | None,
+    session_id: Annotated[
+        str,
         Field(
-            description="Question id -> {answers: [text, ...]}. Required for respond_user_input; not allowed with poll or respond_permission.",
+            alias="sessionId",
+            description="Session id returned by `codex`.",
             max_length=64,
+            min_length=1,
+            pattern="^[A-Za-z0-9_-]+$",
         ),
-    ] = None
+    ]
     cursor: Annotated[
         int | None,
         Field(
             description="First event id wanted (the previous nextCursor). Omitted: continue from the session's last cursor.",
             ge=0,
+        ),
+    ] = None
+    max_events: Annotated[
+        int | None,
+        Field(
+            alias="maxEvents",
+            description="Most events returned. poll: default 1 (0 is treated as 1). respond_*: default 0 (compact acknowledgement).",
+            ge=0,
+            le=1000,
+        ),
+    ] = None
+    response_mode: Annotated[
+        Literal["minimal", "delta_compact", "full"] | None, Field(alias="responseMode")
+    ] = "minimal"
+    poll_options: Annotated[PollOptions | None, Field(alias="pollOptions")] = None
+    request_id: Annotated[
+        str | None,
+        Field(
+            alias="requestId",
+            description="The requestId of an entry of actions[]. Required for respond_permission and respond_user_input; not allowed with poll.",
+            max_length=64,
+            min_length=1,
+            pattern="^[A-Za-z0-9_-]+$",
         ),
     ] = None
     decision: Annotated[
@@ -659,14 +336,6 @@ class CodexCheckInput(ToolModel):
             description="The answer to the approval: one of its availableDecisions (file changes take accept, acceptForSession, decline or cancel). Required for respond_permission; not allowed with poll or respond_user_input."
         ),
     ] = None
-    deny_message: Annotated[
-        str | None,
-        Field(
-            alias="denyMessage",
-            description="respond_permission: a note kept with a decline (not sent to Codex). Not allowed with poll or respond_user_input.",
-            max_length=65536,
-        ),
-    ] = None
     execpolicy_amendment: Annotated[
         list[ExecpolicyAmendmentItem] | None,
         Field(
@@ -675,35 +344,33 @@ class CodexCheckInput(ToolModel):
             min_length=1,
         ),
     ] = None
-    max_events: Annotated[
-        int | None,
-        Field(
-            alias="maxEvents",
-            description="Most events returned. poll: default 1 (0 is treated as 1). respond_*: default 0 (compact acknowledgement).",
-            ge=0,
-            le=1000,
-        ),
-    ] = None
     network_policy_amendment: Annotated[
         NetworkPolicyAmendment | None,
         Field(
             description="respond_permission: the host to allow or deny from now on (one of the action's proposedNetworkPolicyAmendments). Required with decision applyNetworkPolicyAmendment; not allowed otherwise (so not allowed with poll or respond_user_input)."
         ),
     ] = None
-    poll_options: Annotated[PollOptions | None, Field(alias="pollOptions")] = None
-    request_id: Annotated[
+    deny_message: Annotated[
         str | None,
         Field(
-            alias="requestId",
-            description="The requestId of an entry of actions[]. Required for respond_permission and respond_user_input; not allowed with poll.",
-            max_length=64,
-            min_length=1,
-            pattern="^[A-Za-z0-9_-]+$",
+            alias="denyMessage",
+            description="respond_permission: a note kept with a decline (not sent to Codex). Not allowed with poll or respond_user_input.",
+            max_length=65536,
         ),
     ] = None
-    response_mode: Annotated[
-        Literal["minimal", "delta_compact", "full"] | None, Field(alias="responseMode")
-    ] = "minimal"
+    answers: Annotated[
+        dict[str, Answers] | None,
+        Field(
+            description="Question id -> {answers: [text, ...]}. Required for respond_user_input; not allowed with poll or respond_permission.",
+            max_length=64,
+        ),
+    ] = None
+
+
+class CodexReplyInput(ToolModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
     session_id: Annotated[
         str,
         Field(
@@ -714,14 +381,291 @@ class CodexCheckInput(ToolModel):
             pattern="^[A-Za-z0-9_-]+$",
         ),
     ]
+    prompt: Annotated[
+        str, Field(description="Follow-up message.", max_length=1048576, min_length=1)
+    ]
+    model: Annotated[str | None, Field(max_length=256, min_length=1)] = None
+    approval_policy: Annotated[ApprovalPolicy | None, Field(alias="approvalPolicy")] = (
+        None
+    )
+    effort: Effort | None = None
+    summary: ReasoningSummary | None = None
+    personality: Personality | None = None
+    sandbox: SandboxMode | None = None
+    cwd: Annotated[str | None, Field(max_length=4096, min_length=1)] = None
+    output_schema: Annotated[
+        dict[str, Any] | None,
+        Field(
+            alias="outputSchema",
+            description="JSON Schema the final answer must follow; the result then carries `structuredOutput`.",
+        ),
+    ] = None
+    images: Annotated[
+        list[Image] | None,
+        Field(
+            description="Local image paths, sent as image inputs. Each must be an existing file.",
+            max_length=32,
+        ),
+    ] = None
+    collaboration_mode: Annotated[
+        CollaborationMode | None, Field(alias="collaborationMode")
+    ] = None
+    wait_for_result: Annotated[
+        int | None,
+        Field(
+            alias="waitForResult",
+            description="Wait up to this many ms for the turn to finish and return its result directly (max 300000). Falls back to polling when the turn needs an approval or answer, or time runs out. Keep it below the client's tool timeout: a call the client cancels returns nothing (see codex_session list).",
+            ge=0,
+            le=300000,
+        ),
+    ] = None
+
+
+class CodexSessionInput(ToolModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    action: Literal[
+        "list",
+        "get",
+        "cancel",
+        "interrupt",
+        "fork",
+        "clean",
+        "clean_background_terminals",
+    ]
+    session_id: Annotated[
+        str | None,
+        Field(
+            alias="sessionId",
+            description="Session id returned by `codex`. Required for get, cancel, interrupt, fork and clean_background_terminals; list and clean do not use it.",
+            max_length=64,
+            min_length=1,
+            pattern="^[A-Za-z0-9_-]+$",
+        ),
+    ] = None
+    include_sensitive: Annotated[
+        bool | None,
+        Field(
+            alias="includeSensitive",
+            description="get: also return threadId, cwd, profile and config.",
+        ),
+    ] = False
+    statuses: Annotated[
+        list[Literal["idle", "error", "cancelled"]] | None,
+        Field(
+            description="clean: which statuses to remove. Default: error and cancelled."
+        ),
+    ] = None
+    older_than_ms: Annotated[
+        int | None,
+        Field(
+            alias="olderThanMs",
+            description="clean: only sessions inactive for longer than this.",
+            ge=0,
+        ),
+    ] = None
+    dry_run: Annotated[
+        bool | None,
+        Field(alias="dryRun", description="clean: list matches without removing them."),
+    ] = False
+    include_disk: Annotated[
+        bool | None,
+        Field(alias="includeDisk", description="clean: also delete persisted state."),
+    ] = True
+
+
+class CodexSetupInput(ToolModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    cwd: Annotated[
+        str | None,
+        Field(
+            description="Directory whose project config.toml files to look for. Default: the server's cwd.",
+            max_length=4096,
+            min_length=1,
+        ),
+    ] = None
+
+
+class Codex(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    found: bool
+    path: str | None = None
+    version: str | None = None
+    source: Annotated[
+        str | None,
+        Field(
+            description="How it was found: CODEX_MCP_PATH | CODEX_MCP_COMMAND | PATH | bundled."
+        ),
+    ] = None
+
+
+class Backend(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    mode: Literal["app-server", "exec", "unknown"]
+    source: Annotated[str | None, Field(description="CODEX_MCP_MODE or detected.")] = (
+        None
+    )
+
+
+class Auth(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    logged_in: Annotated[bool | None, Field(alias="loggedIn")] = None
+    method: str | None = None
+    provider: str | None = None
+    detail: str | None = None
+
+
+class ConfigFile(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    path: str
+    scope: Literal["user", "project"]
+    exists: bool
+
+
+class Protocol(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    pinned_codex_version: Annotated[str | None, Field(alias="pinnedCodexVersion")] = (
+        None
+    )
+    matches_pinned: Annotated[bool | None, Field(alias="matchesPinned")] = None
+
+
+class Problem(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    code: str
+    message: str
+    fix: str
+
+
+class CodexSetupOutput(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    ready: bool
+    codex: Codex
+    backend: Backend
+    auth: Auth | None = None
+    config_files: Annotated[list[ConfigFile] | None, Field(alias="configFiles")] = None
+    protocol: Protocol | None = None
+    problems: list[Problem]
+
+
+DateTime = TypeAliasType(
+    "DateTime",
+    Annotated[
+        str,
+        Field(
+            description="An RFC 3339 date-time, e.g. 2026-01-02T03:04:05.678Z.",
+            pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+            title="DateTime",
+        ),
+    ],
+)
+
+
+class CodexAdvanced(ToolModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    base_instructions: Annotated[
+        str | None,
+        Field(
+            alias="baseInstructions",
+            description="Replace the default instructions (thread-level).",
+            max_length=1048576,
+        ),
+    ] = None
+    developer_instructions: Annotated[
+        str | None,
+        Field(
+            alias="developerInstructions",
+            description="Developer instructions (thread-level).",
+            max_length=1048576,
+        ),
+    ] = None
+    personality: Personality | None = None
+    summary: ReasoningSummary | None = None
+    config: Annotated[
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Any]
+        | None,
+        Field(
+            description='config.toml overrides as dotted keys to values, e.g. {"model_reasoning_summary": "concise"}. At most 256 keys of at most 256 characters; a string value at most 65,536 characters, a list at most 1,024 items, a table at most 256 keys.',
+            max_length=256,
+        ),
+    ] = None
+    ephemeral: Annotated[
+        bool | None,
+        Field(
+            description="Do not persist the Codex thread (the session cannot resume after a restart)."
+        ),
+    ] = False
+    output_schema: Annotated[
+        dict[str, Any] | None,
+        Field(
+            alias="outputSchema",
+            description="JSON Schema the final answer must follow; the result then carries `structuredOutput`.",
+        ),
+    ] = None
+    images: Annotated[
+        list[Image] | None,
+        Field(
+            description="Local image paths, sent as image inputs. Each must be an existing file.",
+            max_length=32,
+        ),
+    ] = None
+    collaboration_mode: Annotated[
+        CollaborationMode | None, Field(alias="collaborationMode")
+    ] = None
+    approval_timeout_ms: Annotated[
+        int | None,
+        Field(
+            alias="approvalTimeoutMs",
+            description="Pending approvals and questions are declined after this many ms.",
+            ge=1,
+            le=86400000,
+        ),
+    ] = 60000
+    wait_for_result: Annotated[
+        int | None,
+        Field(
+            alias="waitForResult",
+            description="Wait up to this many ms for the turn to finish and return its result directly (max 300000). Falls back to polling when the turn needs an approval or answer, or time runs out. Keep it below the client's tool timeout: a call the client cancels returns nothing (see codex_session list).",
+            ge=0,
+            le=300000,
+        ),
+    ] = None
 
 
 class CodexInput(ToolModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    advanced: CodexAdvanced | None = None
+    prompt: Annotated[
+        str,
+        Field(
+            description="Task or question for the Codex agent.",
+            max_length=1048576,
+            min_length=1,
+        ),
+    ]
     approval_policy: Annotated[ApprovalPolicy, Field(alias="approvalPolicy")]
+    sandbox: SandboxMode
+    effort: Effort | None = "low"
     cwd: Annotated[
         str | None,
         Field(
@@ -730,7 +674,6 @@ class CodexInput(ToolModel):
             min_length=1,
         ),
     ] = None
-    effort: Effort | None = "low"
     model: Annotated[
         str | None,
         Field(
@@ -747,75 +690,96 @@ class CodexInput(ToolModel):
             min_length=1,
         ),
     ] = None
-    prompt: Annotated[
+    advanced: CodexAdvanced | None = None
+
+
+class Action(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: Literal["approval", "user_input"]
+    request_id: Annotated[str, Field(alias="requestId")]
+    kind: Annotated[
         str,
         Field(
-            description="Task or question for the Codex agent.",
-            max_length=1048576,
-            min_length=1,
+            description="command | fileChange | permissions | mcpToolCall | user_input (open set)."
         ),
     ]
-    sandbox: SandboxMode
-
-
-class CodexReplyInput(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    approval_policy: Annotated[ApprovalPolicy | None, Field(alias="approvalPolicy")] = (
-        None
-    )
-    collaboration_mode: Annotated[
-        CollaborationMode | None, Field(alias="collaborationMode")
+    params: Annotated[
+        dict[str, Any] | None,
+        Field(description="The request's params as Codex sent them."),
     ] = None
-    cwd: Annotated[str | None, Field(max_length=4096, min_length=1)] = None
-    effort: Effort | None = None
-    images: Annotated[
-        list[Image] | None,
+    item_id: Annotated[str | None, Field(alias="itemId")] = None
+    reason: str | None = None
+    available_decisions: Annotated[
+        list[str] | None, Field(alias="availableDecisions")
+    ] = None
+    command: Annotated[
+        str | None,
+        Field(description="Command approvals: the command Codex wants to run."),
+    ] = None
+    cwd: Annotated[
+        str | None,
+        Field(description="Command approvals: the command's working directory."),
+    ] = None
+    approval_id: Annotated[
+        str | None,
         Field(
-            description="Local image paths, sent as image inputs. Each must be an existing file.",
-            max_length=32,
+            alias="approvalId",
+            description="Command approvals: Codex's id of this approval callback (for one command's several callbacks).",
         ),
     ] = None
-    model: Annotated[str | None, Field(max_length=256, min_length=1)] = None
-    output_schema: Annotated[
+    command_actions: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            alias="commandActions",
+            description="Command approvals: Codex's parsed actions of the command, for display.",
+        ),
+    ] = None
+    proposed_execpolicy_amendment: Annotated[
+        list[str] | None,
+        Field(
+            alias="proposedExecpolicyAmendment",
+            description="Command approvals: the command prefix Codex proposes to allow from now on (answer acceptWithExecpolicyAmendment with it).",
+        ),
+    ] = None
+    proposed_network_policy_amendments: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            alias="proposedNetworkPolicyAmendments",
+            description="Command approvals: the host rules Codex proposes (answer applyNetworkPolicyAmendment with one).",
+        ),
+    ] = None
+    network_approval_context: Annotated[
         dict[str, Any] | None,
         Field(
-            alias="outputSchema",
-            description="JSON Schema the final answer must follow; the result then carries `structuredOutput`.",
+            alias="networkApprovalContext",
+            description="Command approvals: what a managed-network approval is about.",
         ),
     ] = None
-    personality: Personality | None = None
-    prompt: Annotated[
-        str, Field(description="Follow-up message.", max_length=1048576, min_length=1)
-    ]
-    sandbox: SandboxMode | None = None
-    session_id: Annotated[
-        str,
+    additional_permissions: Annotated[
+        dict[str, Any] | None,
         Field(
-            alias="sessionId",
-            description="Session id returned by `codex`.",
-            max_length=64,
-            min_length=1,
-            pattern="^[A-Za-z0-9_-]+$",
-        ),
-    ]
-    summary: ReasoningSummary | None = None
-    wait_for_result: Annotated[
-        int | None,
-        Field(
-            alias="waitForResult",
-            description="Wait up to this many ms for the turn to finish and return its result directly (max 300000). Falls back to polling when the turn needs an approval or answer, or time runs out. Keep it below the client's tool timeout: a call the client cancels returns nothing (see codex_session list).",
-            ge=0,
-            le=300000,
+            alias="additionalPermissions",
+            description="Command approvals: extra permissions the command asks for.",
         ),
     ] = None
+    questions: list[dict[str, Any]] | None = None
+    created_at: Annotated[DateTime, Field(alias="createdAt")]
+    expires_at: Annotated[DateTime | None, Field(alias="expiresAt")] = None
 
 
-class Progress(ToolModel):
+class Progress(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
+    phase: Annotated[
+        str,
+        Field(
+            description="starting | reasoning | acting | responding | waiting_approval | waiting_input | retrying | finished (open set)."
+        ),
+    ]
+    pending_actions: Annotated[int, Field(alias="pendingActions", ge=0)]
     last_method: Annotated[
         str | None,
         Field(
@@ -823,69 +787,110 @@ class Progress(ToolModel):
             description="The last Codex message method or event type seen.",
         ),
     ] = None
-    pending_actions: Annotated[int, Field(alias="pendingActions", ge=0)]
-    phase: Annotated[
-        str,
-        Field(
-            description="starting | reasoning | acting | responding | waiting_approval | waiting_input | retrying | finished (open set)."
-        ),
-    ]
     tokens: TokenUsage | None = None
 
 
-class SessionInfo(ToolModel):
+class TurnResult(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    approval_policy: Annotated[str | None, Field(alias="approvalPolicy")] = None
-    backend: Literal["app-server", "exec"] | None = None
-    can_resume: Annotated[bool | None, Field(alias="canResume")] = None
-    cancelled_at: Annotated[AwareDatetime | None, Field(alias="cancelledAt")] = None
-    cancelled_reason: Annotated[str | None, Field(alias="cancelledReason")] = None
-    config: Annotated[
-        dict[str, Any] | None, Field(description="Only with includeSensitive.")
-    ] = None
-    created_at: Annotated[AwareDatetime, Field(alias="createdAt")]
-    cwd: Annotated[str | None, Field(description="Only with includeSensitive.")] = None
-    last_active_at: Annotated[AwareDatetime, Field(alias="lastActiveAt")]
-    model: str | None = None
-    owner: Annotated[
+    turn_id: Annotated[str | None, Field(alias="turnId")] = None
+    status: Annotated[
+        str,
+        Field(
+            description="completed | failed | interrupted | cancelled | error (open set)."
+        ),
+    ]
+    text: Annotated[
         str | None,
         Field(
-            description="With ownership other-server: which server (pid, since when)."
+            description="The agent's final message (its last completed agent message)."
         ),
     ] = None
-    ownership: Annotated[
-        Literal["this-server", "other-server", "none"] | None,
+    output: Annotated[
+        str | None,
+        Field(description="Same as `text`; kept for clients of the reference server."),
+    ] = None
+    structured_output: Annotated[
+        Any | None,
         Field(
-            description="Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
+            alias="structuredOutput",
+            description="`text` parsed as JSON when an outputSchema was given.",
         ),
     ] = None
-    pending_request_count: Annotated[int, Field(alias="pendingRequestCount", ge=0)]
-    profile: Annotated[str | None, Field(description="Only with includeSensitive.")] = (
-        None
-    )
-    sandbox: str | None = None
-    session_id: Annotated[str, Field(alias="sessionId")]
-    started_by_cancelled_call: Annotated[
-        Literal[True] | None,
+    error: TurnError | None = None
+    reason: Annotated[
+        str | None,
         Field(
-            alias="startedByCancelledCall",
-            description="Present (true) when the codex or codex_reply call that started this session's current turn was cancelled or timed out before it returned, so its caller may never have seen this sessionId. The turn went on: poll it with codex_check. Cleared when the next turn starts.",
+            description="Why the session ended this way (e.g. `server_restart`, `approval_timeout`)."
         ),
     ] = None
-    status: SessionStatus
-    thread_id: Annotated[
-        str | None, Field(alias="threadId", description="Only with includeSensitive.")
-    ] = None
+    usage: TokenUsage | None = None
+    completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
 
 
-class CodexCheckOutput(ToolModel):
+class CodexOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
+    session_id: Annotated[str, Field(alias="sessionId")]
+    thread_id: Annotated[str, Field(alias="threadId")]
+    status: SessionStatus
+    poll_interval: Annotated[
+        int | None,
+        Field(
+            alias="pollInterval",
+            description="Suggested ms before the next poll (absent when finished).",
+            ge=0,
+        ),
+    ] = None
+    progress: Progress | None = None
+    execution: Execution | None = None
+    interaction_state: Annotated[
+        InteractionState | None, Field(alias="interactionState")
+    ] = None
+    recommended_next_action: Annotated[
+        RecommendedNextAction | None, Field(alias="recommendedNextAction")
+    ] = None
     actions: list[Action] | None = None
+    result: TurnResult | None = None
+    completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
     compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
+
+
+class Event(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal[
+        "output", "progress", "approval_request", "approval_result", "result", "error"
+    ]
+    data: Annotated[
+        dict[str, Any],
+        Field(
+            description="Shaped by `responseMode`; `data.method` names the Codex message it came from."
+        ),
+    ]
+    timestamp: DateTime
+
+
+class CodexCheckOutput(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    session_id: Annotated[str, Field(alias="sessionId")]
+    status: SessionStatus
+    poll_interval: Annotated[int | None, Field(alias="pollInterval", ge=0)] = None
+    progress: Progress | None = None
+    interaction_state: Annotated[
+        InteractionState | None, Field(alias="interactionState")
+    ] = None
+    recommended_next_action: Annotated[
+        RecommendedNextAction | None, Field(alias="recommendedNextAction")
+    ] = None
+    events: list[Event]
+    next_cursor: Annotated[int, Field(alias="nextCursor", ge=0)]
     cursor_reset_to: Annotated[
         int | None,
         Field(
@@ -894,34 +899,20 @@ class CodexCheckOutput(ToolModel):
             ge=0,
         ),
     ] = None
-    events: list[Event]
-    interaction_state: Annotated[
-        InteractionState | None, Field(alias="interactionState")
-    ] = None
-    next_cursor: Annotated[int, Field(alias="nextCursor", ge=0)]
-    poll_interval: Annotated[int | None, Field(alias="pollInterval", ge=0)] = None
-    progress: Progress | None = None
-    recommended_next_action: Annotated[
-        RecommendedNextAction | None, Field(alias="recommendedNextAction")
-    ] = None
+    actions: list[Action] | None = None
     result: TurnResult | None = None
-    session_id: Annotated[str, Field(alias="sessionId")]
-    status: SessionStatus
+    compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
     truncated: bool | None = None
     truncated_fields: Annotated[list[str] | None, Field(alias="truncatedFields")] = None
 
 
-class CodexOutput(ToolModel):
+class CodexReplyOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    actions: list[Action] | None = None
-    compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
-    completed_at: Annotated[AwareDatetime | None, Field(alias="completedAt")] = None
-    execution: Execution | None = None
-    interaction_state: Annotated[
-        InteractionState | None, Field(alias="interactionState")
-    ] = None
+    session_id: Annotated[str, Field(alias="sessionId")]
+    thread_id: Annotated[str, Field(alias="threadId")]
+    status: SessionStatus
     poll_interval: Annotated[
         int | None,
         Field(
@@ -931,45 +922,67 @@ class CodexOutput(ToolModel):
         ),
     ] = None
     progress: Progress | None = None
-    recommended_next_action: Annotated[
-        RecommendedNextAction | None, Field(alias="recommendedNextAction")
-    ] = None
-    result: TurnResult | None = None
-    session_id: Annotated[str, Field(alias="sessionId")]
-    status: SessionStatus
-    thread_id: Annotated[str, Field(alias="threadId")]
-
-
-class CodexReplyOutput(ToolModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    actions: list[Action] | None = None
-    compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
-    completed_at: Annotated[AwareDatetime | None, Field(alias="completedAt")] = None
     execution: Execution | None = None
     interaction_state: Annotated[
         InteractionState | None, Field(alias="interactionState")
     ] = None
-    poll_interval: Annotated[
-        int | None,
-        Field(
-            alias="pollInterval",
-            description="Suggested ms before the next poll (absent when finished).",
-            ge=0,
-        ),
-    ] = None
-    progress: Progress | None = None
     recommended_next_action: Annotated[
         RecommendedNextAction | None, Field(alias="recommendedNextAction")
     ] = None
+    actions: list[Action] | None = None
     result: TurnResult | None = None
+    completed_at: Annotated[DateTime | None, Field(alias="completedAt")] = None
+    compat_warnings: Annotated[list[str] | None, Field(alias="compatWarnings")] = None
+
+
+class SessionInfo(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
     session_id: Annotated[str, Field(alias="sessionId")]
     status: SessionStatus
-    thread_id: Annotated[str, Field(alias="threadId")]
+    created_at: Annotated[DateTime, Field(alias="createdAt")]
+    last_active_at: Annotated[DateTime, Field(alias="lastActiveAt")]
+    cancelled_at: Annotated[DateTime | None, Field(alias="cancelledAt")] = None
+    cancelled_reason: Annotated[str | None, Field(alias="cancelledReason")] = None
+    model: str | None = None
+    approval_policy: Annotated[str | None, Field(alias="approvalPolicy")] = None
+    sandbox: str | None = None
+    backend: Literal["app-server", "exec"] | None = None
+    pending_request_count: Annotated[int, Field(alias="pendingRequestCount", ge=0)]
+    can_resume: Annotated[bool | None, Field(alias="canResume")] = None
+    ownership: Annotated[
+        Literal["this-server", "other-server", "none"] | None,
+        Field(
+            description="Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
+        ),
+    ] = None
+    owner: Annotated[
+        str | None,
+        Field(
+            description="With ownership other-server: which server (pid, since when)."
+        ),
+    ] = None
+    started_by_cancelled_call: Annotated[
+        Literal[True] | None,
+        Field(
+            alias="startedByCancelledCall",
+            description="Present (true) when the codex or codex_reply call that started this session's current turn was cancelled or timed out before it returned, so its caller may never have seen this sessionId. The turn went on: poll it with codex_check. Cleared when the next turn starts.",
+        ),
+    ] = None
+    thread_id: Annotated[
+        str | None, Field(alias="threadId", description="Only with includeSensitive.")
+    ] = None
+    cwd: Annotated[str | None, Field(description="Only with includeSensitive.")] = None
+    profile: Annotated[str | None, Field(description="Only with includeSensitive.")] = (
+        None
+    )
+    config: Annotated[
+        dict[str, Any] | None, Field(description="Only with includeSensitive.")
+    ] = None
 
 
-class CodexSessionOutput(ToolModel):
+class CodexSessionOutput(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
     )
@@ -982,59 +995,33 @@ class CodexSessionOutput(ToolModel):
         "clean",
         "clean_background_terminals",
     ]
-    approval_policy: Annotated[
-        str | None, Field(alias="approvalPolicy", description="get.")
+    sessions: Annotated[
+        list[SessionInfo] | None,
+        Field(description="list: every session, oldest first."),
     ] = None
-    backend: Annotated[
-        Literal["app-server", "exec"] | None, Field(description="get.")
-    ] = None
-    can_resume: Annotated[bool | None, Field(alias="canResume", description="get.")] = (
-        None
-    )
-    cancelled_at: Annotated[
-        AwareDatetime | None, Field(alias="cancelledAt", description="get.")
-    ] = None
-    cancelled_reason: Annotated[
-        str | None, Field(alias="cancelledReason", description="get.")
-    ] = None
-    config: Annotated[
-        dict[str, Any] | None, Field(description="get. Only with includeSensitive.")
-    ] = None
-    created_at: Annotated[
-        AwareDatetime | None, Field(alias="createdAt", description="get.")
-    ] = None
-    cwd: Annotated[
-        str | None, Field(description="get. Only with includeSensitive.")
-    ] = None
-    disk_sessions_removed: Annotated[
-        int | None, Field(alias="diskSessionsRemoved", description="clean.", ge=0)
-    ] = None
-    dry_run: Annotated[bool | None, Field(alias="dryRun", description="clean.")] = None
-    last_active_at: Annotated[
-        AwareDatetime | None, Field(alias="lastActiveAt", description="get.")
-    ] = None
-    matched_session_ids: Annotated[
-        list[str] | None, Field(alias="matchedSessionIds", description="clean.")
+    success: Annotated[
+        bool | None, Field(description="cancel, interrupt, clean_background_terminals.")
     ] = None
     message: Annotated[
         str | None,
         Field(description="cancel, interrupt, fork, clean_background_terminals."),
     ] = None
-    model: Annotated[str | None, Field(description="get.")] = None
-    owner: Annotated[
+    session_id: Annotated[
         str | None,
         Field(
-            description="get. With ownership other-server: which server (pid, since when)."
+            alias="sessionId", description="get: the session; fork: the new session."
         ),
     ] = None
-    ownership: Annotated[
-        Literal["this-server", "other-server", "none"] | None,
+    thread_id: Annotated[
+        str | None,
         Field(
-            description="get. Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
+            alias="threadId",
+            description="fork: the new thread; get: the session's thread (only with includeSensitive).",
         ),
     ] = None
-    pending_request_count: Annotated[
-        int | None, Field(alias="pendingRequestCount", description="get.", ge=0)
+    status: Annotated[
+        SessionStatus | None,
+        Field(description="get: the session's status; fork: the new session's (idle)."),
     ] = None
     poll_interval: Annotated[
         int | None,
@@ -1044,25 +1031,43 @@ class CodexSessionOutput(ToolModel):
             ge=0,
         ),
     ] = None
-    profile: Annotated[
-        str | None, Field(description="get. Only with includeSensitive.")
+    created_at: Annotated[
+        DateTime | None, Field(alias="createdAt", description="get.")
     ] = None
-    removed_count: Annotated[
-        int | None, Field(alias="removedCount", description="clean.", ge=0)
+    last_active_at: Annotated[
+        DateTime | None, Field(alias="lastActiveAt", description="get.")
     ] = None
-    removed_session_ids: Annotated[
-        list[str] | None, Field(alias="removedSessionIds", description="clean.")
+    cancelled_at: Annotated[
+        DateTime | None, Field(alias="cancelledAt", description="get.")
+    ] = None
+    cancelled_reason: Annotated[
+        str | None, Field(alias="cancelledReason", description="get.")
+    ] = None
+    model: Annotated[str | None, Field(description="get.")] = None
+    approval_policy: Annotated[
+        str | None, Field(alias="approvalPolicy", description="get.")
     ] = None
     sandbox: Annotated[str | None, Field(description="get.")] = None
-    session_id: Annotated[
-        str | None,
+    backend: Annotated[
+        Literal["app-server", "exec"] | None, Field(description="get.")
+    ] = None
+    pending_request_count: Annotated[
+        int | None, Field(alias="pendingRequestCount", description="get.", ge=0)
+    ] = None
+    can_resume: Annotated[bool | None, Field(alias="canResume", description="get.")] = (
+        None
+    )
+    ownership: Annotated[
+        Literal["this-server", "other-server", "none"] | None,
         Field(
-            alias="sessionId", description="get: the session; fork: the new session."
+            description="get. Which codex-mcp server on this state directory drives the session: this one; another live one (another client: poll it here, change it there); or none (its server exited: the next call adopts it)."
         ),
     ] = None
-    sessions: Annotated[
-        list[SessionInfo] | None,
-        Field(description="list: every session, oldest first."),
+    owner: Annotated[
+        str | None,
+        Field(
+            description="get. With ownership other-server: which server (pid, since when)."
+        ),
     ] = None
     started_by_cancelled_call: Annotated[
         Literal[True] | None,
@@ -1071,17 +1076,25 @@ class CodexSessionOutput(ToolModel):
             description="get. Present (true) when the codex or codex_reply call that started this session's current turn was cancelled or timed out before it returned, so its caller may never have seen this sessionId. The turn went on: poll it with codex_check. Cleared when the next turn starts.",
         ),
     ] = None
-    status: Annotated[
-        SessionStatus | None,
-        Field(description="get: the session's status; fork: the new session's (idle)."),
+    cwd: Annotated[
+        str | None, Field(description="get. Only with includeSensitive.")
     ] = None
-    success: Annotated[
-        bool | None, Field(description="cancel, interrupt, clean_background_terminals.")
+    profile: Annotated[
+        str | None, Field(description="get. Only with includeSensitive.")
     ] = None
-    thread_id: Annotated[
-        str | None,
-        Field(
-            alias="threadId",
-            description="fork: the new thread; get: the session's thread (only with includeSensitive).",
-        ),
+    config: Annotated[
+        dict[str, Any] | None, Field(description="get. Only with includeSensitive.")
     ] = None
+    matched_session_ids: Annotated[
+        list[str] | None, Field(alias="matchedSessionIds", description="clean.")
+    ] = None
+    removed_session_ids: Annotated[
+        list[str] | None, Field(alias="removedSessionIds", description="clean.")
+    ] = None
+    removed_count: Annotated[
+        int | None, Field(alias="removedCount", description="clean.", ge=0)
+    ] = None
+    disk_sessions_removed: Annotated[
+        int | None, Field(alias="diskSessionsRemoved", description="clean.", ge=0)
+    ] = None
+    dry_run: Annotated[bool | None, Field(alias="dryRun", description="clean.")] = None

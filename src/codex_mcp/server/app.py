@@ -27,11 +27,20 @@ from codex_mcp.server.stdin import ThreadedStdin
 from codex_mcp.server.stdout import WireOut
 from codex_mcp.server.transport import stdio_transport
 from codex_mcp.sessions.manager import SessionManager
-from codex_mcp.wire.tools import TOOL_NAMES, output_problems, parse_input, tool_definition
+from codex_mcp.wire.tools import (
+    TOOL_NAMES,
+    ToolOutputModel,
+    output_json,
+    output_model,
+    output_problems,
+    parse_input,
+    tool_definition,
+)
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Any, handlers.Call], Awaitable[dict[str, Any]]]
+# A handler returns its tool's generated output model; the result is that model's JSON.
+Handler = Callable[[Any, handlers.Call], Awaitable[ToolOutputModel]]
 _TOOLS: Final[dict[str, Handler]] = {
     "codex_setup": handlers.codex_setup,
     "codex": handlers.codex,
@@ -106,12 +115,17 @@ async def _call_tool(
         )
         handler = _TOOLS[name]
         output = await handler(arguments, call)
+        if not isinstance(output, output_model(name)):
+            raise TypeError(f"{name} returned {type(output).__name__}, not {output_model(name).__name__}")
+        payload = output_json(output)
+        # The models check what they hold as it is built; this checks the whole result against the
+        # published schema and its rules, for tests and for anyone who wants the second net.
         if state.startup.settings.validate_output:
-            problems = output_problems(name, output)
+            problems = output_problems(name, payload)
             if problems:
                 logger.error("%s output breaks its published schema: %s", name, problems)
                 raise CodexMcpError("INTERNAL", f"{name} produced an invalid result ({problems[0][1]})")
-        return results.success(output)
+        return results.success(payload)
     except CodexMcpError as exc:
         return results.failure(exc)
     except Exception:  # the one boundary where any bug becomes a tool error, never a broken channel

@@ -1,4 +1,4 @@
-"""One function per tool: validated arguments in, the output object (a dict) out."""
+"""One function per tool: validated arguments in, the tool's generated output model out."""
 
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
-from codex_mcp.sessions.polling import PollRequest, poll, turn_output
+from codex_mcp.sessions.polling import PollRequest, TurnOutput, poll, turn_output
 from codex_mcp.sessions.session import POLL_RUNNING_MS, Session, ThreadSettings
 from codex_mcp.wire.tools import (
     CodexCheckInput,
+    CodexCheckOutput,
     CodexInput,
+    CodexOutput,
     CodexReplyInput,
+    CodexReplyOutput,
     CodexSessionInput,
+    CodexSessionOutput,
     CodexSetupInput,
+    CodexSetupOutput,
+    output_json,
 )
 
 _DEFAULT_CLEAN_STATUSES: Final = ["error", "cancelled"]
@@ -105,18 +111,20 @@ def _thread_config(profile: str | None, overrides: dict[str, Any] | None) -> dic
     return config or None
 
 
-async def _finish(session: Session, wait_ms: int | None, warnings: list[str], call: Call) -> dict[str, Any]:
-    """The CodexOutput/CodexReplyOutput object, after the optional foreground wait."""
+async def _finish(
+    model: type[TurnOutput], session: Session, wait_ms: int | None, warnings: list[str], call: Call
+) -> TurnOutput:
+    """The CodexOutput/CodexReplyOutput (`model`), after the optional foreground wait."""
     # A cancel that came while the turn was starting lands here, where the caller can note it.
     await anyio.lowlevel.checkpoint()
 
     async def heartbeat(elapsed_s: float) -> None:
         await call.report_progress(elapsed_s, f"session {session.session_id} is {session.status}")
 
-    return await turn_output(session, wait_ms, warnings, heartbeat, call.heartbeat_s)
+    return await turn_output(session, wait_ms, warnings, heartbeat, call.heartbeat_s, model=model)
 
 
-async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
+async def codex(args: CodexInput, call: Call) -> CodexOutput:
     """Start a session."""
     advanced = args.advanced
     cwd = _existing_dir(args.cwd, "cwd")
@@ -146,13 +154,14 @@ async def codex(args: CodexInput, call: Call) -> dict[str, Any]:
     begun: list[Session] = []
     try:
         session = await call.manager.start(settings, turn, warnings, begun.append)
-        return await _finish(session, advanced.wait_for_result if advanced else None, warnings, call)
+        wait_ms = advanced.wait_for_result if advanced else None
+        return await _finish(CodexOutput, session, wait_ms, warnings, call)
     except anyio.get_cancelled_exc_class():
         _note_cancelled(call, begun)
         raise
 
 
-async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
+async def codex_reply(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
     """Continue a session with a new turn."""
     session = await call.manager.get(args.session_id)
     cwd = _existing_dir(args.cwd, "cwd") if args.cwd else None
@@ -174,7 +183,7 @@ async def codex_reply(args: CodexReplyInput, call: Call) -> dict[str, Any]:
     begun: list[Session] = []
     try:
         session = await call.manager.reply(args.session_id, turn, warnings, begun.append)
-        return await _finish(session, args.wait_for_result, warnings, call)
+        return await _finish(CodexReplyOutput, session, args.wait_for_result, warnings, call)
     except anyio.get_cancelled_exc_class():
         _note_cancelled(call, begun)
         raise
@@ -195,15 +204,15 @@ def _require_session_id(args: CodexSessionInput) -> str:
     return args.session_id
 
 
-async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
+async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutput:
     """list | get | cancel | interrupt | fork | clean | clean_background_terminals."""
     manager = call.manager
     action = args.action
     if action == "list":
-        return {
-            "action": action,
-            "sessions": [s.public_info(include_sensitive=False) for s in manager.all_sessions()],
-        }
+        return CodexSessionOutput(
+            action=action,
+            sessions=[s.public_info(include_sensitive=False) for s in manager.all_sessions()],
+        )
     if action == "clean":
         statuses = [str(s) for s in args.statuses] if args.statuses else _DEFAULT_CLEAN_STATUSES
         include_disk = args.include_disk is not False
@@ -211,41 +220,46 @@ async def codex_session(args: CodexSessionInput, call: Call) -> dict[str, Any]:
             statuses, args.older_than_ms, dry_run=bool(args.dry_run), include_disk=include_disk
         )
         removed = [] if args.dry_run else matched
-        return {
-            "action": action,
-            "matchedSessionIds": matched,
-            "removedSessionIds": removed,
-            "removedCount": len(removed),
-            "diskSessionsRemoved": disk_removed,
-            "dryRun": bool(args.dry_run),
-        }
+        return CodexSessionOutput(
+            action=action,
+            matched_session_ids=matched,
+            removed_session_ids=removed,
+            removed_count=len(removed),
+            disk_sessions_removed=disk_removed,
+            dry_run=bool(args.dry_run),
+        )
     session_id = _require_session_id(args)
     if action == "get":
         # The session's fields at the top level, as the reference returns them.
         session = await manager.lookup(session_id)
-        return {"action": action, **session.public_info(include_sensitive=bool(args.include_sensitive))}
+        info = session.public_info(include_sensitive=bool(args.include_sensitive))
+        return CodexSessionOutput.model_validate({"action": action, **output_json(info)})
     if action == "cancel":
         await manager.cancel(session_id)
-        return {"action": action, "success": True, "message": f"session {session_id} cancelled"}
+        return CodexSessionOutput(action=action, success=True, message=f"session {session_id} cancelled")
     if action == "interrupt":
         await manager.interrupt(session_id)
-        return {"action": action, "success": True, "message": f"interrupt sent to session {session_id}"}
+        return CodexSessionOutput(
+            action=action, success=True, message=f"interrupt sent to session {session_id}"
+        )
     if action == "fork":
         fork = await manager.fork(session_id)
-        return {
-            "action": action,
-            "sessionId": fork.session_id,
-            "threadId": fork.thread_id,
-            "status": fork.status,
+        return CodexSessionOutput(
+            action=action,
+            session_id=fork.session_id,
+            thread_id=fork.thread_id,
+            status=fork.status,
             # An idle fork has nothing to poll yet: the interval for once a reply starts a turn.
-            "pollInterval": fork.poll_interval_ms() or POLL_RUNNING_MS,
-            "message": f"forked from {session_id}",
-        }
+            poll_interval=fork.poll_interval_ms() or POLL_RUNNING_MS,
+            message=f"forked from {session_id}",
+        )
     await manager.clean_background_terminals(session_id)
-    return {"action": action, "success": True, "message": f"background terminals of {session_id} cleaned"}
+    return CodexSessionOutput(
+        action=action, success=True, message=f"background terminals of {session_id} cleaned"
+    )
 
 
-async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
+async def codex_check(args: CodexCheckInput, call: Call) -> CodexCheckOutput:
     """poll | respond_permission | respond_user_input, then a poll-shaped answer."""
     manager = call.manager
     warnings: list[str] = []
@@ -285,7 +299,7 @@ async def codex_check(args: CodexCheckInput, call: Call) -> dict[str, Any]:
     return await poll(manager, session, request, warnings)
 
 
-async def codex_setup(args: CodexSetupInput, call: Call) -> dict[str, Any]:
+async def codex_setup(args: CodexSetupInput, call: Call) -> CodexSetupOutput:
     """The readiness report."""
     cwd = None
     if args.cwd is not None:

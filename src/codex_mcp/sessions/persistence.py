@@ -98,7 +98,7 @@ def restore_session(
         thread_id=thread_id,
         settings=thread_settings,
         connection_key=connection_key,
-        backend=_text(meta, "backend") or "app-server",
+        backend="exec" if meta.get("backend") == "exec" else "app-server",
         filter_noise=filter_noise,
         buffer=EventBuffer.restored(
             stored.events, next_id=next_event_id if isinstance(next_event_id, int) else 0

@@ -6,14 +6,27 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from codex_mcp.sessions.session import TERMINAL, Session
 from codex_mcp.sessions.shaping import ResponseMode, fit_to_max_bytes, shape_event
 from codex_mcp.state.records import Event
 from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
+from codex_mcp.wire.tools import (
+    Action,
+    CodexCheckOutput,
+    CodexOutput,
+    CodexReplyOutput,
+    Execution,
+    TokenUsage,
+    TurnError,
+    TurnResult,
+    output_json,
+)
 
 WaitReason = Literal["completed", "needs_input", "timeout"]
+# `codex` and `codex_reply` answer alike, each with its own output model.
+TurnOutput = TypeVar("TurnOutput", CodexOutput, CodexReplyOutput)
 
 
 class NewsWaiter(Protocol):
@@ -47,9 +60,32 @@ def is_delta(event: Event) -> bool:
     return event.data.get("method") in DELTA_NOTIFICATIONS
 
 
+def turn_result(record: dict[str, Any]) -> TurnResult:
+    """A turn's result as the session recorded it (and the state directory keeps it), shown as
+    recorded: built unchecked (`model_construct`), so a record cannot fail the call that shows it."""
+    values = dict(record)
+    error, usage = values.get("error"), values.get("usage")
+    if isinstance(error, dict):
+        values["error"] = TurnError.model_construct(**cast(dict[str, Any], error))
+    if isinstance(usage, dict):
+        values["usage"] = TokenUsage.model_construct(**cast(dict[str, Any], usage))
+    return TurnResult.model_construct(**values)
+
+
+def _hint(output: CodexCheckOutput | CodexOutput | CodexReplyOutput, session: Session) -> None:
+    """Set the hints every answer about a session carries: progress, interactionState,
+    recommendedNextAction, and pollInterval unless nothing more will happen."""
+    output.progress = session.progress()
+    output.interaction_state = session.interaction_state()
+    output.recommended_next_action = session.recommended_next_action()
+    interval = session.poll_interval_ms()
+    if interval is not None:
+        output.poll_interval = interval
+
+
 async def poll(
     waiter: NewsWaiter, session: Session, request: PollRequest, warnings: list[str]
-) -> dict[str, Any]:
+) -> CodexCheckOutput:
     """The poll-shaped answer (CodexCheckOutput) for `session`, after the long-poll wait if any."""
     polling = not request.answering
     max_events = request.max_events if request.max_events is not None else (1 if polling else 0)
@@ -72,9 +108,8 @@ async def poll(
     ):
         session = await waiter.wait_for_news(session, request.wait_ms / 1000)
     buffer = session.buffer
-    output: dict[str, Any] = {"sessionId": session.session_id, **session.hints()}
     if request.final_only or max_events == 0:
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         if request.final_only:
             next_cursor = buffer.next_id
         else:
@@ -88,24 +123,45 @@ async def poll(
             include_deltas=not request.skip_deltas,
             is_delta=is_delta,
         )
-        events = [shape_event(event, request.response_mode) for event in read.events]
+        events = read.events
         next_cursor = read.next_cursor
         reset_to = read.cursor_reset_to
     if request.include_events or request.final_only:
         session.last_cursor = max(session.last_cursor, next_cursor)
-    output["events"] = events if request.include_events and not request.final_only else []
-    output["nextCursor"] = next_cursor
+    shown = events if request.include_events and not request.final_only else []
+    output = CodexCheckOutput(
+        session_id=session.session_id,
+        status=session.status,
+        events=[shape_event(event, request.response_mode) for event in shown],
+        next_cursor=next_cursor,
+    )
+    _hint(output, session)
     if reset_to is not None:
-        output["cursorResetTo"] = reset_to
+        output.cursor_reset_to = reset_to
     if request.include_actions and session.pending:
-        output["actions"] = session.actions()
+        output.actions = session.actions()
     if request.include_result and session.status in TERMINAL and session.result is not None:
-        output["result"] = session.result
+        output.result = turn_result(session.result)
     if warnings:
-        output["compatWarnings"] = warnings
+        output.compat_warnings = warnings
     if request.max_bytes:
-        output = fit_to_max_bytes(output, request.max_bytes, cursor_start=start)
+        output = _fit(output, request.max_bytes, start)
     return output
+
+
+def _fit(output: CodexCheckOutput, max_bytes: int, cursor_start: int) -> CodexCheckOutput:
+    """`output` cut to `max_bytes` by `fit_to_max_bytes`, which measures and cuts it as the client
+    gets it; what it kept of the records (actions, the result) is rebuilt unchecked, as they were."""
+    full = output_json(output)
+    fitted = fit_to_max_bytes(full, max_bytes, cursor_start=cursor_start)
+    if fitted is full:
+        return output
+    values = dict(fitted)
+    if "actions" in values:
+        values["actions"] = [Action.model_construct(**action) for action in fitted["actions"]]
+    if "result" in values:
+        values["result"] = turn_result(fitted["result"])
+    return CodexCheckOutput.model_validate(values)
 
 
 async def wait_for_result(
@@ -139,30 +195,33 @@ async def turn_output(
     warnings: list[str],
     heartbeat: Callable[[float], Awaitable[None]],
     heartbeat_s: float,
-) -> dict[str, Any]:
-    """The answer of `codex`/`codex_reply` (CodexOutput/CodexReplyOutput), after the optional
-    foreground wait of `waitForResult` (heartbeats while waiting)."""
+    *,
+    model: type[TurnOutput],
+) -> TurnOutput:
+    """The answer of `codex`/`codex_reply` (`model`: CodexOutput/CodexReplyOutput), after the
+    optional foreground wait of `waitForResult` (heartbeats while waiting)."""
     if wait_ms:
         reason = await wait_for_result(session, wait_ms / 1000, heartbeat, heartbeat_s)
-        execution: dict[str, Any] = {
-            "mode": "foreground",
-            "waitRequestedMs": wait_ms,
-            "fellBackToPolling": reason != "completed",
-            "reason": reason,
-        }
+        execution = Execution(
+            mode="foreground",
+            wait_requested_ms=wait_ms,
+            fell_back_to_polling=reason != "completed",
+            reason=reason,
+        )
     else:
-        execution = {"mode": "background", "reason": "not_requested"}
-    output: dict[str, Any] = {
-        "sessionId": session.session_id,
-        "threadId": session.thread_id,
-        **session.hints(),
-    }
-    output["execution"] = execution
+        execution = Execution(mode="background", reason="not_requested")
+    output = model(
+        session_id=session.session_id,
+        thread_id=session.thread_id,
+        status=session.status,
+        execution=execution,
+    )
+    _hint(output, session)
     if session.pending:
-        output["actions"] = session.actions()
+        output.actions = session.actions()
     if session.status in TERMINAL and session.result is not None:
-        output["result"] = session.result
-        output["completedAt"] = session.result["completedAt"]
+        output.result = turn_result(session.result)
+        output.completed_at = session.result["completedAt"]
     if warnings:
-        output["compatWarnings"] = warnings
+        output.compat_warnings = warnings
     return output

@@ -1,4 +1,5 @@
-"""One session: its settings, state, pending requests from Codex, and the hints tools return."""
+"""One session: its settings, state, pending requests from Codex, and the parts of the tools'
+results it shows (its actions, progress, info) as the generated output models."""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ import anyio
 
 from codex_mcp.sessions.buffer import EventBuffer
 from codex_mcp.sessions.events import now_iso
+from codex_mcp.wire.tools import (
+    Action,
+    InteractionState,
+    Progress,
+    RecommendedNextAction,
+    SessionInfo,
+    TokenUsage,
+)
 
 SessionStatus = Literal["running", "waiting_approval", "idle", "error", "cancelled"]
 ActionType = Literal["approval", "user_input"]
 Ownership = Literal["this-server", "other-server", "none"]
+BackendName = Literal["app-server", "exec"]
 
 TERMINAL: Final[frozenset[SessionStatus]] = frozenset({"idle", "error", "cancelled"})
 # Poll hints (ms): a running turn rarely needs attention sooner; a pending approval does.
@@ -56,6 +66,17 @@ ACTION_PARAMS: Final = (
     "proposedNetworkPolicyAmendments",
     "networkApprovalContext",
     "additionalPermissions",
+)
+# The keys of an action in the order `to_action` builds them.
+ACTION_KEY_ORDER: Final = (
+    "type",
+    "requestId",
+    "kind",
+    "params",
+    "createdAt",
+    "expiresAt",
+    *ACTION_PARAMS,
+    "availableDecisions",
 )
 
 
@@ -119,8 +140,12 @@ class PendingRequest:
             else None,
         )
 
-    def to_action(self) -> dict[str, Any]:
-        """The entry `actions[]` shows for it."""
+    def to_action(self) -> Action:
+        """The entry `actions[]` shows for it.
+
+        Built unchecked (`model_construct`): the fields copied from `params` are Codex's values as
+        it sent them, and a newer Codex's shape of one must reach the caller, not fail the call.
+        """
         action: dict[str, Any] = {
             "type": self.action_type,
             "requestId": self.request_id,
@@ -135,7 +160,7 @@ class PendingRequest:
                 action[key] = value
         if self.available_decisions is not None:
             action["availableDecisions"] = self.available_decisions
-        return action
+        return Action.model_construct(**action)
 
 
 @dataclass
@@ -150,7 +175,7 @@ class TokenTotals:
     seen: bool = False
 
     def to_json(self) -> dict[str, int]:
-        """The `TokenUsage` shape of our schemas."""
+        """The `TokenUsage` shape of our schemas, as a turn's result records it."""
         return {
             "inputTokens": self.input_tokens,
             "cachedInputTokens": self.cached_input_tokens,
@@ -158,6 +183,16 @@ class TokenTotals:
             "reasoningOutputTokens": self.reasoning_output_tokens,
             "totalTokens": self.total_tokens,
         }
+
+    def usage(self) -> TokenUsage:
+        """The totals as the `TokenUsage` of a result's progress."""
+        return TokenUsage(
+            input_tokens=self.input_tokens,
+            cached_input_tokens=self.cached_input_tokens,
+            output_tokens=self.output_tokens,
+            reasoning_output_tokens=self.reasoning_output_tokens,
+            total_tokens=self.total_tokens,
+        )
 
 
 @dataclass
@@ -168,7 +203,7 @@ class Session:
     thread_id: str
     settings: ThreadSettings
     connection_key: str
-    backend: str = "app-server"
+    backend: BackendName = "app-server"
     filter_noise: bool = True
     status: SessionStatus = "running"
     created_at: str = field(default_factory=now_iso)
@@ -239,13 +274,13 @@ class Session:
 
     # --- hints -------------------------------------------------------------------
 
-    def interaction_state(self) -> str:
+    def interaction_state(self) -> InteractionState:
         """working | waiting_input | finished."""
         if self.status in TERMINAL:
             return "finished"
         return "waiting_input" if self.pending else "working"
 
-    def recommended_next_action(self) -> str:
+    def recommended_next_action(self) -> RecommendedNextAction:
         """poll | respond_permission | respond_user_input | none."""
         if self.status in TERMINAL:
             return "none"
@@ -259,7 +294,7 @@ class Session:
             return None
         return POLL_WAITING_MS if self.pending else POLL_RUNNING_MS
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> Progress:
         """The `Progress` hint."""
         phase = self.phase
         if self.status == "waiting_approval":
@@ -270,59 +305,46 @@ class Session:
             )
         elif self.status in TERMINAL:
             phase = "finished"
-        progress: dict[str, Any] = {"phase": phase, "pendingActions": len(self.pending)}
+        progress = Progress(phase=phase, pending_actions=len(self.pending))
         if self.last_method is not None:
-            progress["lastMethod"] = self.last_method
+            progress.last_method = self.last_method
         if self.tokens.seen:
-            progress["tokens"] = self.tokens.to_json()
+            progress.tokens = self.tokens.usage()
         return progress
 
-    def hints(self) -> dict[str, Any]:
-        """status, pollInterval, progress, interactionState, recommendedNextAction."""
-        hints: dict[str, Any] = {
-            "status": self.status,
-            "progress": self.progress(),
-            "interactionState": self.interaction_state(),
-            "recommendedNextAction": self.recommended_next_action(),
-        }
-        interval = self.poll_interval_ms()
-        if interval is not None:
-            hints["pollInterval"] = interval
-        return hints
-
-    def actions(self) -> list[dict[str, Any]]:
+    def actions(self) -> list[Action]:
         """Pending requests as `actions[]`, oldest first."""
         return [request.to_action() for request in self.pending.values()]
 
-    def public_info(self, *, include_sensitive: bool) -> dict[str, Any]:
+    def public_info(self, *, include_sensitive: bool) -> SessionInfo:
         """The `SessionInfo` of `codex_session` list/get."""
-        info: dict[str, Any] = {
-            "sessionId": self.session_id,
-            "status": self.status,
-            "createdAt": self.created_at,
-            "lastActiveAt": self.last_active_at,
-            "approvalPolicy": self.settings.approval_policy,
-            "sandbox": self.settings.sandbox,
-            "backend": self.backend,
-            "pendingRequestCount": len(self.pending),
-            "canResume": not self.settings.ephemeral,
-            "ownership": self.ownership,
-        }
+        info = SessionInfo(
+            session_id=self.session_id,
+            status=self.status,
+            created_at=self.created_at,
+            last_active_at=self.last_active_at,
+            approval_policy=self.settings.approval_policy,
+            sandbox=self.settings.sandbox,
+            backend=self.backend,
+            pending_request_count=len(self.pending),
+            can_resume=not self.settings.ephemeral,
+            ownership=self.ownership,
+        )
         if self.owner is not None and self.ownership == "other-server":
-            info["owner"] = self.owner
+            info.owner = self.owner
         if self.settings.model is not None:
-            info["model"] = self.settings.model
+            info.model = self.settings.model
         if self.cancelled_at is not None:
-            info["cancelledAt"] = self.cancelled_at
+            info.cancelled_at = self.cancelled_at
         if self.cancelled_reason is not None:
-            info["cancelledReason"] = self.cancelled_reason
+            info.cancelled_reason = self.cancelled_reason
         if self.started_by_cancelled_call:
-            info["startedByCancelledCall"] = True
+            info.started_by_cancelled_call = True
         if include_sensitive:
-            info["threadId"] = self.thread_id
-            info["cwd"] = self.settings.cwd
+            info.thread_id = self.thread_id
+            info.cwd = self.settings.cwd
             if self.settings.profile is not None:
-                info["profile"] = self.settings.profile
+                info.profile = self.settings.profile
             if self.settings.config is not None:
-                info["config"] = self.settings.config
+                info.config = self.settings.config
         return info

@@ -1,6 +1,7 @@
 """Shape events for `codex_check`: `responseMode` projections and the `maxBytes` cap.
 
-Sizes are measured as compact JSON (`json_size`), the same way `fit_to_max_bytes` measures.
+Sizes are measured as compact JSON (`json_size`), the same way `fit_to_max_bytes` measures; the cap
+works on a response as the client gets it (`output_json`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any, Final, Literal
 
+from codex_mcp.sessions.session import ACTION_KEY_ORDER
 from codex_mcp.state.records import Event
+from codex_mcp.wire.tools import Event as ShownEvent
 
 __all__ = [
     "DELTA_COMPACT_DELTA_CHARS",
@@ -46,6 +49,7 @@ MINIMAL_SUMMARY: Final = "omitted for minimal response mode"
 DELTA_COMPACT_SUMMARY: Final = "omitted for delta_compact response mode"
 
 _ACTION_KEYS: Final = ("type", "requestId", "kind", "createdAt")
+_ACTION_KEY_RANK: Final = {key: rank for rank, key in enumerate(ACTION_KEY_ORDER)}
 
 
 def json_size(value: object) -> int:
@@ -53,8 +57,8 @@ def json_size(value: object) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def shape_event(event: Event, mode: ResponseMode) -> dict[str, Any]:
-    """`{id, type, data, timestamp}` with `data` projected for `mode`.
+def shape_event(event: Event, mode: ResponseMode) -> ShownEvent:
+    """The event as `events[]` shows it, `{id, type, data, timestamp}`, with `data` projected for `mode`.
 
     `full` keeps data as is; `delta_compact` keeps `DELTA_COMPACT_KEYS` and cuts `delta` to 2048
     chars; `minimal` keeps `MINIMAL_KEYS` and cuts `delta` to 256 chars. A cut delta carries
@@ -68,7 +72,7 @@ def shape_event(event: Event, mode: ResponseMode) -> dict[str, Any]:
         data = _delta_compact(event.data)
     else:
         data = _minimal(event.data)
-    return {"id": event.id, "type": event.type, "data": data, "timestamp": event.timestamp}
+    return ShownEvent(id=event.id, type=event.type, data=data, timestamp=event.timestamp)
 
 
 def _delta_compact(data: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +178,14 @@ def _drop_result(out: dict[str, Any], cut: list[str]) -> bool:
 
 def _strip_actions(out: dict[str, Any], cut: list[str]) -> bool:
     actions: list[dict[str, Any]] = out.get("actions", [])
-    dropped = [key for action in actions for key in action if key not in _ACTION_KEYS]
+    # Named in the order an action is built (`PendingRequest.to_action`), whatever order its keys
+    # come in; keys it does not build come last.
+    dropped = [
+        key
+        for action in actions
+        for key in sorted(action, key=lambda key: _ACTION_KEY_RANK.get(key, len(_ACTION_KEY_RANK)))
+        if key not in _ACTION_KEYS
+    ]
     if not dropped:
         return False
     out["actions"] = [{key: action[key] for key in _ACTION_KEYS if key in action} for action in actions]

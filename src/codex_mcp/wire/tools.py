@@ -1,4 +1,9 @@
-"""Our five tools: their published definitions and rules, validators, and generated input models.
+"""Our five tools: their published definitions and rules, validators, and generated models.
+
+The handlers build each result as the tool's generated output model (`CodexCheckOutput`, ...)
+from the generated parts (`Event`, `Action`, `TurnResult`, `SessionInfo`, ...), and the server
+sends `output_json(result)`: the fields that were set, by their published names, in the published
+order, an explicit null kept.
 
 A tool's arguments must satisfy its published input schema and, for `codex_check` and
 `codex_session`, its cross-field rules (schemas/tools/rules/), which are published apart because
@@ -16,25 +21,71 @@ from typing import Any, cast
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
+from codex_mcp._generated._base import ToolOutputModel
 from codex_mcp._generated.registry import TOOLS
 from codex_mcp._generated.tool_definitions import TOOL_DEFINITIONS, TOOL_RULES
 from codex_mcp._generated.tools import (
+    Action,
+    Auth,
+    Backend,
+    Codex,
     CodexCheckInput,
+    CodexCheckOutput,
     CodexInput,
+    CodexOutput,
     CodexReplyInput,
+    CodexReplyOutput,
     CodexSessionInput,
+    CodexSessionOutput,
     CodexSetupInput,
+    CodexSetupOutput,
+    ConfigFile,
+    Event,
+    Execution,
+    InteractionState,
+    Problem,
+    Progress,
+    Protocol,
+    RecommendedNextAction,
+    SessionInfo,
+    TokenUsage,
+    TurnError,
+    TurnResult,
 )
 from codex_mcp.errors import CodexMcpError
 
 __all__ = [
     "TOOL_NAMES",
+    "Action",
+    "Auth",
+    "Backend",
+    "Codex",
     "CodexCheckInput",
+    "CodexCheckOutput",
     "CodexInput",
+    "CodexOutput",
     "CodexReplyInput",
+    "CodexReplyOutput",
     "CodexSessionInput",
+    "CodexSessionOutput",
     "CodexSetupInput",
+    "CodexSetupOutput",
+    "ConfigFile",
+    "Event",
+    "Execution",
+    "InteractionState",
+    "Problem",
+    "Progress",
+    "Protocol",
+    "RecommendedNextAction",
+    "SessionInfo",
+    "TokenUsage",
+    "ToolOutputModel",
+    "TurnError",
+    "TurnResult",
     "input_problems",
+    "output_json",
+    "output_model",
     "output_problems",
     "parse_input",
     "tool_definition",
@@ -60,6 +111,19 @@ def tool_rules(name: str, kind: str) -> dict[str, Any] | None:
 def tool_models(name: str) -> tuple[Any, Any]:
     """The generated (input model, output model) of a tool."""
     return TOOLS[name]
+
+
+def output_model(name: str) -> type[ToolOutputModel]:
+    """The generated output model of a tool: what its handler returns."""
+    return TOOLS[name][1]
+
+
+def output_json(output: ToolOutputModel) -> dict[str, Any]:
+    """A result as the client gets it: the fields that were set (an explicit null included), by
+    their published names. Python objects, not JSON text: a lone surrogate in a string from Codex
+    stays for the server to replace, and a record built unchecked (`model_construct`) is dumped as
+    it holds, without warnings about its types."""
+    return output.model_dump(by_alias=True, exclude_unset=True, warnings=False)
 
 
 @cache

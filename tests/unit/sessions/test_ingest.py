@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
 from codex_mcp.sessions.session import Session, ThreadSettings
+from codex_mcp.wire.tools import output_json
 
 
 def _session(*, output_schema: bool = False) -> Session:
@@ -135,7 +136,7 @@ def test_token_usage_totals_reach_progress_and_the_result() -> None:
         {"threadId": "thread-1", "turnId": "t1", "tokenUsage": {"total": total}},
     )
     finish_turn(session, status="completed", turn_id="t1")
-    assert session.progress()["tokens"]["totalTokens"] == 120
+    assert output_json(session.progress())["tokens"]["totalTokens"] == 120
     assert session.result is not None
     assert session.result["usage"]["inputTokens"] == 100
 

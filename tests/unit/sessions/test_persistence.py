@@ -11,6 +11,7 @@ from codex_mcp.sessions.ingest import finish_turn
 from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches, restore_session
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.state.store import StateStore, StoredSession
+from codex_mcp.wire.tools import output_json
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_a_turn_cut_by_the_restart_ends_as_error_server_restart_and_stays_replya
     assert back.result["turnId"] == "turn_9"
     assert "codex_reply continues" in back.result["error"]["message"]
     assert back.buffer.events()[-1].type == "result"
-    assert back.public_info(include_sensitive=False)["canResume"] is True
+    assert output_json(back.public_info(include_sensitive=False))["canResume"] is True
     # The restart's own result event is on disk too, once attached.
     persister = SessionPersister(store)
     persister.attach(back)
@@ -95,7 +96,7 @@ def test_an_ephemeral_session_says_it_cannot_resume(store: StateStore) -> None:
     session.begin_turn(has_output_schema=False)
     SessionPersister(store).attach(session)
     [back] = _recover(store)
-    assert back.public_info(include_sensitive=False)["canResume"] is False
+    assert output_json(back.public_info(include_sensitive=False))["canResume"] is False
     assert back.result is not None
     assert "cannot resume" in back.result["error"]["message"]
 
@@ -154,6 +155,6 @@ def test_a_session_started_by_a_cancelled_call_is_still_marked_after_a_restart(s
     session.started_by_cancelled_call = True
     SessionPersister(store).attach(session)
     [back] = _recover(store)
-    assert back.public_info(include_sensitive=False)["startedByCancelledCall"] is True
+    assert output_json(back.public_info(include_sensitive=False))["startedByCancelledCall"] is True
     back.begin_turn(has_output_schema=False)
-    assert "startedByCancelledCall" not in back.public_info(include_sensitive=False)
+    assert "startedByCancelledCall" not in output_json(back.public_info(include_sensitive=False))

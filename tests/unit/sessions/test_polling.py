@@ -12,6 +12,7 @@ import pytest
 from codex_mcp.sessions.ingest import ingest_notification
 from codex_mcp.sessions.polling import PollRequest, poll, turn_output, wait_for_result
 from codex_mcp.sessions.session import Session, ThreadSettings
+from codex_mcp.wire.tools import CodexOutput, output_json
 
 pytestmark = pytest.mark.anyio
 
@@ -71,13 +72,13 @@ async def test_polls_walk_the_events_with_the_cursor_and_remember_it() -> None:
     _message(session, "one")
     _message(session, "two")
     waiter = _Waiter()
-    first = await poll(waiter, session, PollRequest(max_events=1), [])
-    second = await poll(waiter, session, PollRequest(max_events=10), [])
+    first = output_json(await poll(waiter, session, PollRequest(max_events=1), []))
+    second = output_json(await poll(waiter, session, PollRequest(max_events=10), []))
     assert len(first["events"]) == 1
     assert second["events"][0]["id"] == first["nextCursor"]
     assert session.last_cursor == second["nextCursor"] == session.buffer.next_id
     # An explicit older cursor re-reads from there.
-    again = await poll(waiter, session, PollRequest(cursor=0, max_events=10), [])
+    again = output_json(await poll(waiter, session, PollRequest(cursor=0, max_events=10), []))
     assert [e["id"] for e in again["events"]] == [e["id"] for e in first["events"] + second["events"]]
     assert waiter.waits == []
 
@@ -87,7 +88,7 @@ async def test_an_answer_behind_the_session_cursor_is_told_it_is_stale_and_retur
     _message(session, "one")
     await poll(_Waiter(), session, PollRequest(max_events=10), [])
     warnings: list[str] = []
-    answer = await poll(_Waiter(), session, PollRequest(cursor=0, answering=True), warnings)
+    answer = output_json(await poll(_Waiter(), session, PollRequest(cursor=0, answering=True), warnings))
     assert answer["events"] == []
     assert answer["nextCursor"] == session.last_cursor
     assert answer["compatWarnings"] == warnings
@@ -108,7 +109,7 @@ async def test_a_long_poll_waits_for_the_next_event_and_returns_it() -> None:
     with anyio.fail_after(_BOUND_S):
         async with anyio.create_task_group() as tg:
             tg.start_soon(later)
-            answer = await poll(waiter, session, PollRequest(max_events=10, wait_ms=3000), [])
+            answer = output_json(await poll(waiter, session, PollRequest(max_events=10, wait_ms=3000), []))
     assert time.monotonic() - started < 2.5  # woken by the event, not by the end of the wait
     assert waiter.waits == [3.0]
     events: list[dict[str, Any]] = answer["events"]
@@ -121,7 +122,7 @@ async def test_a_long_poll_does_not_wait_when_there_is_news_or_the_turn_ended() 
     waiter = _Waiter()
     await poll(waiter, session, PollRequest(max_events=10, wait_ms=3000), [])
     _complete(session)
-    ended = await poll(waiter, session, PollRequest(max_events=10, wait_ms=3000), [])
+    ended = output_json(await poll(waiter, session, PollRequest(max_events=10, wait_ms=3000), []))
     assert waiter.waits == []
     assert ended["status"] == "idle"
     assert ended["result"]["text"] == "already here"
@@ -132,7 +133,7 @@ async def test_final_only_moves_the_cursor_to_the_end_and_returns_only_the_resul
     _message(session, "one")
     _message(session, "final")
     _complete(session)
-    answer = await poll(_Waiter(), session, PollRequest(final_only=True), [])
+    answer = output_json(await poll(_Waiter(), session, PollRequest(final_only=True), []))
     assert answer["events"] == []
     assert answer["nextCursor"] == session.buffer.next_id == session.last_cursor
     assert answer["result"]["text"] == "final"
@@ -143,7 +144,7 @@ async def test_skipping_deltas_passes_over_them_but_moves_the_cursor_past_them()
     _delta(session, "par")
     _delta(session, "tial")
     _message(session, "partial")
-    answer = await poll(_Waiter(), session, PollRequest(max_events=10, skip_deltas=True), [])
+    answer = output_json(await poll(_Waiter(), session, PollRequest(max_events=10, skip_deltas=True), []))
     assert all("delta" not in event["data"] for event in answer["events"])
     assert answer["nextCursor"] == session.buffer.next_id
 
@@ -164,7 +165,7 @@ async def test_the_foreground_wait_ends_with_the_turn_and_says_so() -> None:
     with anyio.fail_after(_BOUND_S):
         async with anyio.create_task_group() as tg:
             tg.start_soon(finish)
-            output = await turn_output(session, 3000, [], heartbeat, 10.0)
+            output = output_json(await turn_output(session, 3000, [], heartbeat, 10.0, model=CodexOutput))
     assert output["execution"] == {
         "mode": "foreground",
         "waitRequestedMs": 3000,

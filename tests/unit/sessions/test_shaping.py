@@ -23,6 +23,7 @@ from codex_mcp.sessions.shaping import (
     shape_event,
 )
 from codex_mcp.state.records import Event, EventType
+from codex_mcp.wire.tools import output_json
 from tests.contract.schema_check import error_texts
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "tools" / "codex_check.json"
@@ -45,69 +46,74 @@ def _event(data: dict[str, Any], event_id: int = 3, event_type: EventType = "pro
     return Event(id=event_id, type=event_type, data=data, timestamp=TIMESTAMP)
 
 
+def _shaped(event: Event, mode: ResponseMode) -> dict[str, Any]:
+    """The shaped event as a client reads it."""
+    return output_json(shape_event(event, mode))
+
+
 # --- shape_event ------------------------------------------------------------------------------
 
 
 def test_full_mode_returns_the_data_as_recorded_in_the_event_envelope() -> None:
     data = {"method": "item/completed", "item": {"type": "agentMessage", "text": "hi"}, "threadId": "t"}
     shaped = shape_event(_event(data), "full")
-    assert shaped == {"id": 3, "type": "progress", "data": data, "timestamp": TIMESTAMP}
-    assert shaped["data"] is not data
+    assert output_json(shaped) == {"id": 3, "type": "progress", "data": data, "timestamp": TIMESTAMP}
+    assert shaped.data is not data
 
 
 def test_minimal_keeps_exactly_the_minimal_keys() -> None:
     data = {key: "v" for key in DELTA_COMPACT_KEYS | {"item", "threadId", "params", "aggregatedOutput"}}
-    assert set(shape_event(_event(data), "minimal")["data"]) == set(MINIMAL_KEYS)
+    assert set(_shaped(_event(data), "minimal")["data"]) == set(MINIMAL_KEYS)
 
 
 def test_delta_compact_adds_the_small_context_keys() -> None:
     data = {key: "v" for key in DELTA_COMPACT_KEYS | {"item", "threadId", "params", "aggregatedOutput"}}
-    kept = set(shape_event(_event(data), "delta_compact")["data"])
+    kept = set(_shaped(_event(data), "delta_compact")["data"])
     assert kept == set(DELTA_COMPACT_KEYS)
     assert kept - MINIMAL_KEYS == {"reason", "command", "cwd", "sourceMethod", "exitCode"}
 
 
 @pytest.mark.parametrize(("mode", "limit"), [("minimal", 256), ("delta_compact", 2048)])
 def test_long_deltas_are_cut_and_flagged(mode: ResponseMode, limit: int) -> None:
-    shaped = shape_event(_event({"method": "m", "delta": "x" * 5000}), mode)["data"]
+    shaped = _shaped(_event({"method": "m", "delta": "x" * 5000}), mode)["data"]
     assert shaped == {"method": "m", "delta": "x" * limit, "deltaTruncated": True}
 
 
 def test_full_mode_never_cuts_deltas() -> None:
-    assert shape_event(_event({"delta": "x" * 5000}), "full")["data"] == {"delta": "x" * 5000}
+    assert _shaped(_event({"delta": "x" * 5000}), "full")["data"] == {"delta": "x" * 5000}
 
 
 @pytest.mark.parametrize("mode", ["minimal", "delta_compact"])
 def test_short_deltas_pass_unflagged(mode: ResponseMode) -> None:
-    assert shape_event(_event({"delta": "x" * 256}), mode)["data"] == {"delta": "x" * 256}
+    assert _shaped(_event({"delta": "x" * 256}), mode)["data"] == {"delta": "x" * 256}
 
 
 def test_a_delta_barely_over_the_limit_is_kept_whole_since_the_flag_would_cost_more() -> None:
-    assert shape_event(_event({"delta": "x" * 260}), "minimal")["data"] == {"delta": "x" * 260}
+    assert _shaped(_event({"delta": "x" * 260}), "minimal")["data"] == {"delta": "x" * 260}
 
 
 def test_data_with_no_known_key_is_summarised() -> None:
     data = {"thread": {"id": "t", "preview": "a long preview " * 5}}
-    assert shape_event(_event(data), "minimal")["data"] == {"summary": MINIMAL_SUMMARY}
-    assert shape_event(_event(data), "delta_compact")["data"] == {"summary": DELTA_COMPACT_SUMMARY}
+    assert _shaped(_event(data), "minimal")["data"] == {"summary": MINIMAL_SUMMARY}
+    assert _shaped(_event(data), "delta_compact")["data"] == {"summary": DELTA_COMPACT_SUMMARY}
 
 
 def test_the_summary_is_left_out_where_it_would_outweigh_the_data() -> None:
     for mode in ("minimal", "delta_compact"):
-        assert shape_event(_event({"x": 1}), mode)["data"] == {}
-        assert shape_event(_event({}), mode)["data"] == {}
+        assert _shaped(_event({"x": 1}), mode)["data"] == {}
+        assert _shaped(_event({}), mode)["data"] == {}
 
 
 def test_minimal_summarises_only_if_delta_compact_keeps_more() -> None:
-    assert shape_event(_event({"reason": "r"}), "minimal")["data"] == {}
-    assert shape_event(_event({"reason": "r" * 80}), "minimal")["data"] == {"summary": MINIMAL_SUMMARY}
+    assert _shaped(_event({"reason": "r"}), "minimal")["data"] == {}
+    assert _shaped(_event({"reason": "r" * 80}), "minimal")["data"] == {"summary": MINIMAL_SUMMARY}
 
 
 def test_shaping_leaves_the_event_untouched() -> None:
     data: dict[str, Any] = {"method": "m", "delta": "x" * 5000, "item": {}}
     event = _event(copy.deepcopy(data))
     for mode in MODES:
-        shape_event(event, mode)
+        _shaped(event, mode)
     assert event.data == data
 
 
@@ -136,7 +142,7 @@ def test_minimal_is_never_larger_than_delta_compact_which_is_never_larger_than_f
     data: dict[str, Any], event_type: EventType
 ) -> None:
     event = _event(data, event_type=event_type)
-    minimal, compact, full = (json_size(shape_event(event, mode)) for mode in MODES)
+    minimal, compact, full = (json_size(_shaped(event, mode)) for mode in MODES)
     assert minimal <= compact <= full
 
 
@@ -145,7 +151,7 @@ def test_minimal_is_never_larger_than_delta_compact_which_is_never_larger_than_f
 def test_every_shaped_event_fits_the_published_event_schema(
     data: dict[str, Any], event_type: EventType, mode: ResponseMode
 ) -> None:
-    assert error_texts(EVENT_VALIDATOR, shape_event(_event(data, event_type=event_type), mode)) == []
+    assert error_texts(EVENT_VALIDATOR, _shaped(_event(data, event_type=event_type), mode)) == []
 
 
 # --- fit_to_max_bytes -------------------------------------------------------------------------
@@ -158,7 +164,7 @@ def _response(
         "sessionId": "sess_1",
         "status": "idle" if result else "waiting_approval",
         "events": [
-            shape_event(_event({"method": "m", "delta": "x" * 100}, first_id + i, "output"), "full")
+            _shaped(_event({"method": "m", "delta": "x" * 100}, first_id + i, "output"), "full")
             for i in range(events)
         ],
         "nextCursor": first_id + events,
@@ -324,7 +330,7 @@ def _responses(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     ids = [first_id + sum(gaps[:i]) for i in range(len(gaps))]
     modes = st.sampled_from(MODES)
     events = [
-        shape_event(_event(draw(_event_data), i, draw(st.sampled_from(ALL_TYPES))), draw(modes)) for i in ids
+        _shaped(_event(draw(_event_data), i, draw(st.sampled_from(ALL_TYPES))), draw(modes)) for i in ids
     ]
     response: dict[str, Any] = {
         "sessionId": draw(st.text(min_size=1, max_size=20)),
