@@ -14,7 +14,7 @@ import pytest
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.server import handlers, results
 from codex_mcp.sessions.manager import SessionManager
-from codex_mcp.wire.tools import output_problems, parse_input
+from codex_mcp.wire.tools import output_json, output_model, output_problems, parse_input
 from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +43,8 @@ async def _tool(manager: SessionManager, name: str, arguments: Json) -> Json:
     call = handlers.Call(manager_or_error=manager, report_progress=_no_progress)
     with anyio.fail_after(STEP_BOUND_S):
         output = await handler(parse_input(name, arguments), call)
-    content = results.success(output).structured_content
+    assert type(output) is output_model(name)
+    content = results.success(output_json(output)).structured_content
     assert content is not None
     assert output_problems(name, content) == []
     return content

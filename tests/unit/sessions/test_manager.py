@@ -14,6 +14,7 @@ from codex_mcp.sessions.backend import TurnRequest
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.polling import PollRequest, poll
 from codex_mcp.sessions.session import Session, ThreadSettings
+from codex_mcp.wire.tools import output_json
 from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
 
 pytestmark = pytest.mark.anyio
@@ -195,13 +196,13 @@ async def test_polls_through_the_manager_walk_the_cursor_and_tell_a_stale_one() 
     async with open_on_fake() as (manager, fake):
         session = await _start(manager)
         fake.complete_turn(session, "done")
-        first = await poll(manager, session, PollRequest(max_events=2), [])
-        rest = await poll(manager, session, PollRequest(max_events=100), [])
+        first = output_json(await poll(manager, session, PollRequest(max_events=2), []))
+        rest = output_json(await poll(manager, session, PollRequest(max_events=100), []))
         ids = [event["id"] for event in first["events"] + rest["events"]]
         assert ids == sorted(set(ids))
         assert rest["nextCursor"] == session.buffer.next_id
         warnings: list[str] = []
-        stale = await poll(manager, session, PollRequest(cursor=0, answering=True), warnings)
+        stale = output_json(await poll(manager, session, PollRequest(cursor=0, answering=True), warnings))
         assert stale["events"] == []
         assert stale["nextCursor"] == session.last_cursor
         assert warnings == [f"Provided cursor 0 is stale; used session cursor {session.last_cursor}."]
@@ -221,7 +222,9 @@ async def test_a_long_poll_through_the_manager_wakes_when_codex_speaks() -> None
         with anyio.fail_after(STEP_BOUND_S):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(codex_answers_later)
-                answer = await poll(manager, session, PollRequest(max_events=100, wait_ms=3000), [])
+                answer = output_json(
+                    await poll(manager, session, PollRequest(max_events=100, wait_ms=3000), [])
+                )
         assert time.monotonic() - started < 2.5  # woken by Codex, not by the end of the wait
         assert answer["events"][0]["data"]["method"] == "item/completed"
         assert answer["result"]["text"] == "woke"
