@@ -15,9 +15,9 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from typing import Final
+from typing import Final, cast
 
 import anyio
 import h11
@@ -248,12 +248,23 @@ async def _connect(endpoint: Endpoint) -> tuple[ByteStream, int | None]:
             return await anyio.connect_tcp(endpoint.host, endpoint.port), None
         unix = await anyio.connect_unix(_socket_target(endpoint.path))
         return unix, _peer_pid(unix.extra(SocketAttribute.raw_socket))  # noqa: S610 - anyio, not Django
-    except FileNotFoundError:
-        raise _failed(endpoint, "no such socket (is the app-server running?)") from None
-    except ConnectionRefusedError:
-        raise _failed(endpoint, "connection refused (is the app-server running?)") from None
     except OSError as exc:
-        raise _failed(endpoint, f"cannot connect: {exc.strerror or exc}") from None
+        raise _failed(endpoint, _connect_failure(exc)) from None
+
+
+def _connect_failure(exc: OSError) -> str:
+    # anyio's connect_tcp wraps what each address attempt raised.
+    cause = exc.__cause__
+    attempts: Sequence[BaseException | None] = (cause,)
+    if isinstance(cause, BaseExceptionGroup):
+        attempts = cast("BaseExceptionGroup[BaseException]", cause).exceptions
+    errors = [exc, *(e for e in attempts if isinstance(e, OSError))]
+    if any(isinstance(e, FileNotFoundError) for e in errors):
+        return "no such socket (is the app-server running?)"
+    if any(isinstance(e, ConnectionRefusedError) for e in errors):
+        return "connection refused (is the app-server running?)"
+    last = errors[-1]
+    return f"cannot connect: {last.strerror or last}"
 
 
 def _socket_target(path: str) -> str:
@@ -268,8 +279,13 @@ async def _upgrade(stream: ByteStream, endpoint: Endpoint, token: str | None) ->
     await stream.send(ws.send(Request(host=endpoint.host_header, target="/", extra_headers=headers)))
     status: int | None = None
     body = b""
+    received = 0
     while True:
         chunk = await _receive(stream)
+        if chunk is None and status is None:
+            said = f" after {received} bytes that are not a WebSocket upgrade answer" if received else ""
+            raise _failed(endpoint, f"the connection closed during the WebSocket upgrade{said}")
+        received += len(chunk or b"")
         try:
             ws.receive_data(chunk)
             for event in ws.events():
@@ -289,9 +305,7 @@ async def _upgrade(stream: ByteStream, endpoint: Endpoint, token: str | None) ->
         except (RemoteProtocolError, LocalProtocolError, h11.ProtocolError) as exc:
             raise _failed(endpoint, f"not a WebSocket upgrade answer: {exc}") from None
         if chunk is None:
-            if status is not None:
-                raise _failed(endpoint, rejection_reason(status, body))
-            raise _failed(endpoint, "the connection closed during the WebSocket upgrade")
+            raise _failed(endpoint, rejection_reason(status or 0, body))
 
 
 def _frame_limit(headers: list[tuple[bytes, bytes]]) -> int:
