@@ -277,12 +277,12 @@ async def test_killing_the_app_server_fails_a_pending_request_at_once_and_report
     with anyio.fail_after(WAIT_S):
         async with _connect(codex_env, recorder) as connection:
             # Stopped, Codex cannot answer: the request stays pending until the kill.
-            os.kill(connection.pid, signal.SIGSTOP)
+            os.kill(_pid(connection), signal.SIGSTOP)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pending_request, connection)
                 await anyio.wait_all_tasks_blocked()
                 assert outcome == []
-                os.kill(connection.pid, signal.SIGKILL)
+                os.kill(_pid(connection), signal.SIGKILL)
                 with anyio.fail_after(5):
                     await connection.wait_closed()
             with pytest.raises(AppServerClosedError, match="killed by SIGKILL"):
@@ -304,7 +304,7 @@ async def test_after_the_connection_closes_no_process_of_the_app_server_tree_is_
         async with _connect(codex_env, recorder) as connection:
             thread_id = await _start_thread(connection, codex_env, sandbox="workspace-write")
             await _run_turn(connection, recorder, thread_id, "scenario:background start it")
-            tree = descendants(connection.pid) | {connection.pid: _start_time(connection.pid)}
+            tree = descendants(_pid(connection)) | {_pid(connection): _start_time(_pid(connection))}
 
     # The background `sleep 30` runs in a session of its own, out of the process group's reach.
     assert len(tree) > 2
@@ -348,12 +348,18 @@ async def test_a_daemon_a_command_started_is_killed_even_after_the_app_server_di
             await _run_turn(connection, recorder, thread_id, "scenario:daemonize start it")
             daemon_pid = _daemon_pid(recorder)
             daemon = {daemon_pid: _start_time(daemon_pid)}
-            assert daemon_pid not in descendants(connection.pid)
-            os.kill(connection.pid, signal.SIGKILL)
+            assert daemon_pid not in descendants(_pid(connection))
+            os.kill(_pid(connection), signal.SIGKILL)
             await connection.wait_closed()
             assert proc_tree.alive(daemon) == daemon
 
     assert proc_tree.alive(daemon) == {}
+
+
+def _pid(connection: AppServerConnection) -> int:
+    # A child's pid is always known (only a ws:// connection has none).
+    assert connection.pid is not None
+    return connection.pid
 
 
 def _start_time(pid: int) -> int:

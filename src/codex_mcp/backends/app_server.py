@@ -1,10 +1,12 @@
-"""A JSON-RPC connection to one `codex app-server` child.
+"""A JSON-RPC connection to one `codex app-server`: a child we spawn, or one that runs without us.
 
-`open_app_server` spawns the child, runs the reader task and does the `initialize` handshake before
-it yields, so a connection is never half started. Our requests are matched to Codex's responses
-through a table of one-slot streams; everything else Codex sends goes, in arrival order, to an
-`AppServerHandler`. When the child goes away every pending request fails at once with
-`AppServerClosedError`.
+`open_app_server` spawns the child, `connect_app_server` reaches a running one over its unix socket
+or ws:// listener; either runs the reader task and does the `initialize` handshake before it
+yields, so a connection is never half started. The framing underneath is a `Channel`.
+
+Our requests are matched to Codex's responses through a table of one-slot streams; everything else
+Codex sends goes, in arrival order, to an `AppServerHandler`. When the app-server goes away every
+pending request fails at once with `AppServerClosedError`.
 
 The reader awaits the handler, so a handler must not wait on this connection's own requests (that
 would wait on itself): start a task for such work instead.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Final, Protocol, TypeVar, cast
@@ -23,11 +24,12 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from codex_mcp.backends.process import ChildProcess, open_child, unwrap_single_error
+from codex_mcp.backends.channel import Channel, ChannelClosedError, ChildChannel
+from codex_mcp.backends.process import open_child, unwrap_single_error
+from codex_mcp.backends.websocket import CONNECT_TIMEOUT_S, open_websocket
 from codex_mcp.errors import (
     AppServerClosedError,
     AppServerRequestError,
-    ChildClosedError,
     CodexMcpError,
     redact,
     tail_for_error,
@@ -53,8 +55,6 @@ logger = logging.getLogger(__name__)
 # Spawn plus `initialize`; Codex answers in well under a second, but a cold start reads its config,
 # and a slow disk or antivirus can take several seconds.
 STARTUP_TIMEOUT_S: Final = 30.0
-# After stdout ends, how long to wait for the exit status and the rest of stderr.
-_EXIT_AFTER_EOF_GRACE_S: Final = 2.0
 _CLIENT_NAME: Final = "codex-mcp"
 # JSON-RPC "method not found": our answer to a server request we do not know.
 METHOD_NOT_FOUND: Final = -32601
@@ -70,7 +70,8 @@ class AppServerHandler(Protocol):
     """Receives what Codex sends besides responses, in arrival order, from the reader task.
 
     Exceptions are logged and do not stop the reader. `on_closed` runs once, when the child goes
-    away on its own after the handshake; not when the owner closes the connection.
+    away on its own after the handshake (exit, or a socket the service closed); not when the
+    owner closes the connection.
     """
 
     async def on_notification(self, message: Notification) -> None:
@@ -86,7 +87,7 @@ class AppServerHandler(Protocol):
         ...
 
     async def on_closed(self, reason: str, stderr_tail: str) -> None:
-        """The child exited or closed stdout; `reason` says how."""
+        """The app-server exited or closed its end; `reason` says how."""
         ...
 
 
@@ -97,8 +98,8 @@ _M = TypeVar("_M", Notification, ServerRequest, UnknownMessage)
 class AppServerConnection:
     """Requests, answers and notifications to one `codex app-server`; see `open_app_server`."""
 
-    def __init__(self, child: ChildProcess, handler: AppServerHandler) -> None:
-        self._child = child
+    def __init__(self, channel: Channel, handler: AppServerHandler) -> None:
+        self._channel = channel
         self._handler = handler
         self._next_id = 1
         self._pending: dict[RequestId, MemoryObjectSendStream[_Outcome]] = {}
@@ -135,16 +136,54 @@ class AppServerConnection:
                 raise CodexMcpError(
                     "APP_SERVER_START_FAILED", redact(f"could not start codex app-server: {exc}")
                 ) from exc
-            connection = cls(child, handler)
-            with unwrap_single_error():
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(connection._read)
-                    try:
-                        await connection._handshake(client_version, startup_timeout_s)
-                        yield connection
-                    finally:
-                        connection._close("closed by codex-mcp")
-                        tg.cancel_scope.cancel()
+            async with cls._serve(
+                ChildChannel(child), handler, client_version, startup_timeout_s
+            ) as connection:
+                yield connection
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        handler: AppServerHandler,
+        client_version: str,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    ) -> AsyncGenerator[AppServerConnection]:
+        """Connect to a running app-server at `url` (`unix://PATH` or `ws://IP:PORT`), handshake,
+        yield; on exit close our connection only: the app-server and its turns go on.
+
+        `token` is sent as `Authorization: Bearer` and appears in no log or error.
+
+        Raises:
+            CodexMcpError: APP_SERVER_START_FAILED: a bad address, nothing listening, the upgrade
+                refused (401, 403, not a WebSocket) or not done within `connect_timeout_s`, or no
+                answer to `initialize`.
+        """
+        async with (
+            open_websocket(url, token=token, timeout_s=connect_timeout_s) as channel,
+            cls._serve(channel, handler, client_version, startup_timeout_s) as connection,
+        ):
+            yield connection
+
+    @classmethod
+    @asynccontextmanager
+    async def _serve(
+        cls, channel: Channel, handler: AppServerHandler, client_version: str, startup_timeout_s: float
+    ) -> AsyncGenerator[AppServerConnection]:
+        connection = cls(channel, handler)
+        with unwrap_single_error():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(connection._read)
+                try:
+                    await connection._handshake(client_version, startup_timeout_s)
+                    yield connection
+                finally:
+                    connection._close("closed by codex-mcp")
+                    tg.cancel_scope.cancel()
 
     # --- state --------------------------------------------------------------------------------
 
@@ -159,13 +198,19 @@ class AppServerConnection:
         return self._exit_reason
 
     @property
-    def pid(self) -> int:
-        """The app-server's process id."""
-        return self._child.pid
+    def pid(self) -> int | None:
+        """The app-server's process id: always known for a child, for a unix socket from the
+        peer's credentials, unknown over ws://."""
+        return self._channel.pid
+
+    @property
+    def label(self) -> str:
+        """Which app-server, for logs: "pid 123" for a child, else its address."""
+        return self._channel.label
 
     def stderr_tail(self) -> str:
-        """The last lines the app-server wrote to stderr (unredacted)."""
-        return self._child.stderr_tail()
+        """The last lines the app-server wrote to stderr (unredacted); "" when it is not our child."""
+        return self._channel.stderr_tail()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed."""
@@ -240,9 +285,9 @@ class AppServerConnection:
         if self._exit_reason is not None:
             raise self._closed_error()
         try:
-            await self._child.write(line)
-        except ChildClosedError as exc:
-            raise AppServerClosedError("its stdin is closed", self.stderr_tail()) from exc
+            await self._channel.send(line)
+        except ChannelClosedError as exc:
+            raise AppServerClosedError(exc.reason, self.stderr_tail()) from exc
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -259,14 +304,16 @@ class AppServerConnection:
             why = (
                 f"timed out after {timeout_s}s" if isinstance(exc, TimeoutError | CodexMcpError) else str(exc)
             )
-            message = f"codex app-server did not start: {why}"
+            child = isinstance(self._channel, ChildChannel)
+            subject = "codex app-server" if child else f"codex app-server {self.label}"
+            message = f"{subject} did not start: {why}"
             tail = self.stderr_tail()
             if tail.strip() and not isinstance(exc, AppServerClosedError):
                 message += f"; stderr: {tail_for_error(tail)}"
             raise CodexMcpError("APP_SERVER_START_FAILED", redact(message)) from exc
         self._started = True
         logger.debug(
-            "app-server pid %d ready: %s", self.pid, getattr(self.initialize_result, "user_agent", "?")
+            "app-server %s ready: %s", self.label, getattr(self.initialize_result, "user_agent", "?")
         )
 
     def _close(self, reason: str) -> None:
@@ -287,18 +334,16 @@ class AppServerConnection:
     # --- inbound ------------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        async for line in self._child.lines:
+        async for line in self._channel.messages:
             try:
                 await self._dispatch(parse_line(line))
             except Exception:
                 # A bug here must not stop the reader: pending requests would wait for nothing.
                 logger.exception("failed to dispatch a line from codex app-server: %.300r", line)
-        with anyio.move_on_after(_EXIT_AFTER_EOF_GRACE_S):
-            await self._child.wait_exit()
-        reason = _describe_exit(self._child.returncode)
+        reason = await self._channel.end_reason()
         if self._exit_reason is not None:
             return
-        logger.warning("codex app-server pid %d %s", self.pid, reason)
+        logger.warning("codex app-server %s %s", self.label, reason)
         self._close(reason)
         if self._started:
             try:
@@ -341,7 +386,7 @@ class AppServerConnection:
         )
         if count == _UNKNOWN_WARNINGS or (count > _UNKNOWN_WARNINGS and count % _UNKNOWN_SUMMARY_EVERY == 0):
             logger.warning(
-                "app-server pid %d has sent %d unknown lines; more are logged at DEBUG", self.pid, count
+                "app-server %s has sent %d unknown lines; more are logged at DEBUG", self.label, count
             )
         request_id = raw.get("id")
         if isinstance(request_id, str | int) and message.method is not None:
@@ -367,8 +412,10 @@ class AppServerConnection:
             logger.exception("app-server handler failed on %s", what)
 
 
-# The public name for opening a connection: `async with open_app_server(argv, ...) as connection`.
+# The public names for a connection: `async with open_app_server(argv, ...) as connection` spawns
+# a child; `async with connect_app_server(url, ...) as connection` reaches a running app-server.
 open_app_server = AppServerConnection.open
+connect_app_server = AppServerConnection.connect
 
 
 def _typed_result(method: str, result: Any) -> Any:
@@ -380,14 +427,3 @@ def _typed_result(method: str, result: Any) -> Any:
         # A newer Codex may add values the pinned schema lacks; the raw result still serves.
         logger.warning("result of %s does not match the pinned schema: %s", method, exc.errors()[:1])
         return result
-
-
-def _describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "closed its stdout"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exited with code {returncode}"
