@@ -21,6 +21,7 @@ CLIENT_METHODS: tuple[str, ...] = (
     "thread/resume",
     "thread/fork",
     "thread/read",
+    "thread/loaded/list",
     "turn/start",
     "turn/steer",
     "turn/interrupt",

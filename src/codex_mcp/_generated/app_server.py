@@ -2347,6 +2347,30 @@ ThreadHistoryMode = TypeAliasType("ThreadHistoryMode", Literal["legacy", "pagina
 ThreadId = TypeAliasType("ThreadId", str)
 
 
+class ThreadLoadedListParams(WireModel):
+    cursor: Annotated[
+        str | None,
+        Field(description="Opaque pagination cursor returned by a previous call."),
+    ] = None
+    limit: Annotated[
+        int | None, Field(description="Optional page size; defaults to no limit.", ge=0)
+    ] = None
+
+
+class ThreadLoadedListResponse(WireModel):
+    data: Annotated[
+        list[str],
+        Field(description="Thread ids for sessions currently loaded in memory."),
+    ]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            alias="nextCursor",
+            description="Opaque cursor to pass to the next call to continue after the last item. if None, there are no more items to return.",
+        ),
+    ] = None
+
+
 class ThreadNameUpdatedNotification(WireModel):
     thread_id: Annotated[str, Field(alias="threadId")]
     thread_name: Annotated[str | None, Field(alias="threadName")] = None

@@ -162,6 +162,7 @@ CLIENT_REQUESTS: Final[dict[str, tuple[Any, Any]]] = {
         app.ThreadBackgroundTerminalsCleanParams,
         app.ThreadBackgroundTerminalsCleanResponse,
     ),
+    "thread/loaded/list": (app.ThreadLoadedListParams, app.ThreadLoadedListResponse),
     "thread/read": (app.ThreadReadParams, app.ThreadReadResponse),
     "turn/start": (app.TurnStartParams, app.TurnStartResponse),
     "turn/steer": (app.TurnSteerParams, app.TurnSteerResponse),

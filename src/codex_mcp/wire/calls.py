@@ -145,3 +145,19 @@ def turn_interrupt(*, thread_id: str, turn_id: str) -> ClientCall[app.TurnInterr
     """`turn/interrupt`: stop the running turn."""
     fields = {"threadId": thread_id, "turnId": turn_id}
     return _call(methods.TURN_INTERRUPT, app.TurnInterruptParams, app.TurnInterruptResponse, fields)
+
+
+def thread_loaded_list() -> ClientCall[app.ThreadLoadedListResponse]:
+    """`thread/loaded/list`: the threads this app-server holds in memory."""
+    return _call(methods.THREAD_LOADED_LIST, app.ThreadLoadedListParams, app.ThreadLoadedListResponse, {})
+
+
+def thread_read(*, thread_id: str) -> ClientCall[app.ThreadReadResponse]:
+    """`thread/read`: one thread's metadata (its status among it), without its turns."""
+    fields = {"threadId": thread_id}
+    return _call(methods.THREAD_READ, app.ThreadReadParams, app.ThreadReadResponse, fields)
+
+
+def is_active(thread: app.Thread) -> bool:
+    """Whether a turn runs on `thread` (its status says so)."""
+    return isinstance(thread.status, app.ActiveThreadStatus)
