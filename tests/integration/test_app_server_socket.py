@@ -119,13 +119,13 @@ def _connect(url: str, recorder: Recorder, token: str | None = None) -> Any:
     return connect_app_server(url, token=token, handler=recorder, client_version=CLIENT_VERSION)
 
 
-async def _start_thread(connection: AppServerConnection, codex_env: CodexEnv, **params: Any) -> str:
+async def start_thread(connection: AppServerConnection, codex_env: CodexEnv, **params: Any) -> str:
     defaults = {"cwd": str(codex_env.workspace), "approvalPolicy": "never", "sandbox": "read-only"}
     result = await connection.request("thread/start", defaults | params, timeout_s=REQUEST_TIMEOUT_S)
     return result.thread.id
 
 
-async def _start_turn(connection: AppServerConnection, thread_id: str, text: str) -> str:
+async def start_turn(connection: AppServerConnection, thread_id: str, text: str) -> str:
     params = {"threadId": thread_id, "input": [{"type": "text", "text": text}]}
     result = await connection.request("turn/start", params, timeout_s=REQUEST_TIMEOUT_S)
     return result.turn.id
@@ -164,8 +164,8 @@ async def test_over_the_unix_socket_a_turn_runs_and_the_peer_is_the_service_we_s
     with anyio.fail_after(WAIT_S):
         async with _service(codex_env, f"unix://{socket_path}") as service:
             async with _connect(service.url, recorder) as connection:
-                thread_id = await _start_thread(connection, codex_env)
-                turn_id = await _start_turn(connection, thread_id, "scenario:plain hi")
+                thread_id = await start_thread(connection, codex_env)
+                turn_id = await start_turn(connection, thread_id, "scenario:plain hi")
                 completed = await recorder.wait_for(lambda: recorder.notification("turn/completed", turn_id))
                 user_agent = connection.initialize_result.user_agent
                 pid = connection.pid
@@ -191,8 +191,8 @@ async def test_a_turn_goes_on_after_our_connection_closes_and_a_resume_on_a_new_
     with anyio.fail_after(WAIT_S):
         async with _service(codex_env, f"unix://{socket_path}") as service:
             async with _connect(service.url, first) as connection:
-                thread_id = await _start_thread(connection, codex_env)
-                turn_id = await _start_turn(connection, thread_id, "scenario:slow take your time")
+                thread_id = await start_thread(connection, codex_env)
+                turn_id = await start_turn(connection, thread_id, "scenario:slow take your time")
                 await first.wait_for(lambda: first.notification("item/agentMessage/delta", turn_id))
             closed_at = anyio.current_time()
             async with _connect(service.url, second) as connection:
@@ -216,10 +216,10 @@ async def test_a_pending_approval_is_replayed_with_its_id_to_the_next_connection
     with anyio.fail_after(WAIT_S):
         async with _service(codex_env, f"unix://{socket_path}") as service:
             async with _connect(service.url, first) as connection:
-                thread_id = await _start_thread(
+                thread_id = await start_thread(
                     connection, codex_env, approvalPolicy="untrusted", sandbox="workspace-write"
                 )
-                turn_id = await _start_turn(connection, thread_id, "scenario:shell run it")
+                turn_id = await start_turn(connection, thread_id, "scenario:shell run it")
                 asked = await first.wait_for(first.first_request)
             async with _connect(service.url, second) as connection:
                 await _resume(connection, thread_id)
@@ -294,8 +294,8 @@ async def test_over_ws_the_right_token_runs_a_turn_a_wrong_one_is_a_401_that_nev
         async with _service(codex_env, "ws://127.0.0.1:0", *auth) as service:
             ready = await probe_ready(service.url)
             async with _connect(service.url, recorder, token=TOKEN) as connection:
-                thread_id = await _start_thread(connection, codex_env)
-                turn_id = await _start_turn(connection, thread_id, "scenario:plain hi")
+                thread_id = await start_thread(connection, codex_env)
+                turn_id = await start_turn(connection, thread_id, "scenario:plain hi")
                 completed = await recorder.wait_for(lambda: recorder.notification("turn/completed", turn_id))
                 pid = connection.pid
             refusals: list[CodexMcpError] = []

@@ -20,7 +20,7 @@ from codex_mcp.service.layout import SERVICE_VARIABLE, ServiceLayout, service_ke
 from codex_mcp.service.locks import is_held
 from tests.harness.codex_env import CodexEnv
 from tests.harness.waiting import wait_until
-from tests.integration.test_app_server_socket import Recorder, _start_thread, _start_turn
+from tests.integration.test_app_server_socket import Recorder, start_thread, start_turn
 
 pytestmark = [pytest.mark.real_codex, pytest.mark.timeout(180), pytest.mark.anyio]
 
@@ -87,8 +87,8 @@ async def test_a_turn_keeps_the_service_running_with_nobody_attached(
         url = await service.ensure()
         recorder = Recorder()
         async with connect_app_server(url, handler=recorder, client_version="test") as connection:
-            thread_id = await _start_thread(connection, codex_env)
-            await _start_turn(connection, thread_id, "scenario:slow stay a while")
+            thread_id = await start_thread(connection, codex_env)
+            await start_turn(connection, thread_id, "scenario:slow stay a while")
         service.detach()
         await anyio.sleep(IDLE_S + 2.5)
         assert is_held(service.layout.keeper_lock), "stopped while a turn ran"
