@@ -6,6 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.nesting import NestingPolicy
@@ -95,6 +96,16 @@ def default_state_dir(env: dict[str, str]) -> Path:
     return Path(raw).expanduser().absolute() if raw else Path.home() / ".codex-mcp" / "state"
 
 
+AppServerPlacement = Literal["child", "shared"]
+
+
+def _placement(env: dict[str, str]) -> AppServerPlacement:
+    raw = env.get("CODEX_MCP_APP_SERVER", "").strip() or "child"
+    if raw not in ("child", "shared"):
+        raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_APP_SERVER={raw}: expected child or shared")
+    return raw
+
+
 @dataclass(frozen=True)
 class Lifetimes:
     """How long sessions live unattended (seconds), measured from their last activity."""
@@ -126,6 +137,11 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: default_state_dir({}))
     # Whether the Codex children may start codex-mcp from the user's config (the recursion guard).
     nesting: NestingPolicy = field(default_factory=NestingPolicy)
+    # "shared": sessions run on a Codex service that outlives this server (`service/`); "child":
+    # on a stdio child of this server, as before.
+    app_server: AppServerPlacement = "child"
+    # Seconds a shared service with nobody attached and no turn running stays up.
+    service_idle_s: float = 10 * 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -140,6 +156,8 @@ class Settings:
             drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
             state_dir=default_state_dir(environ),
             nesting=NestingPolicy.from_env(environ),
+            app_server=_placement(environ),
+            service_idle_s=_env_ms("CODEX_MCP_SERVICE_IDLE_MS", 10 * 60_000, environ),
             ttl=Lifetimes(
                 idle_s=_env_ms("CODEX_MCP_IDLE_TTL_MS", 30 * 60_000, environ),
                 running_s=_env_ms("CODEX_MCP_RUNNING_TTL_MS", 4 * 3_600_000, environ),

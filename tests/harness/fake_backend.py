@@ -22,6 +22,7 @@ from codex_mcp.sessions.backend import BackendEvents, Responder, StartedThread, 
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
+from codex_mcp.state.store import StateStore
 from codex_mcp.wire import app_server
 from codex_mcp.wire.app_server import RequestId
 
@@ -71,6 +72,11 @@ class FakeBackend:
     prepared: list[str] = field(default_factory=lambda: [])
     cleaned: list[str] = field(default_factory=lambda: [])
     killed: bool = False
+    closed: bool = False
+    outlives_us: bool = False
+    reattached: list[str] = field(default_factory=lambda: [])
+    # thread id -> the turn as Codex ended it while no server was attached
+    ended_while_away: dict[str, Json] = field(default_factory=lambda: {})
     codex_gone: bool = False
     answers: _Answers = field(default_factory=_Answers)
     _read: int = 0
@@ -81,6 +87,17 @@ class FakeBackend:
         return f"{kind}-{self._next_id}"
 
     # --- Backend -----------------------------------------------------------------
+
+    @property
+    def turns_outlive_us(self) -> bool:
+        return self.outlives_us
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def reattach(self, session: Session) -> dict[str, Any] | None:
+        self.reattached.append(session.thread_id)
+        return self.ended_while_away.get(session.thread_id)
 
     async def warm_up(self) -> None:
         return None
@@ -154,7 +171,11 @@ class FakeBackend:
 
     async def request(self, method: str, params: Json) -> RequestId:
         """Send one of Codex's requests to the manager; its JSON-RPC id."""
-        request_id = self._next_id = self._next_id + 1
+        self._next_id += 1
+        return await self.request_with_id(self._next_id, method, params)
+
+    async def request_with_id(self, request_id: RequestId, method: str, params: Json) -> RequestId:
+        """Send one of Codex's requests with the id `request_id` (a replay keeps its id)."""
         line = json.dumps({"method": method, "id": request_id, "params": params})
         message = app_server.parse_line(line)
         assert isinstance(message, app_server.ServerRequest), f"{method}: {message}"
@@ -171,15 +192,15 @@ class FakeBackend:
 
 @asynccontextmanager
 async def open_on_fake(
-    settings: Settings | None = None, backend: FakeBackend | None = None
+    settings: Settings | None = None, backend: FakeBackend | None = None, store: StateStore | None = None
 ) -> AsyncGenerator[tuple[SessionManager, FakeBackend]]:
-    """A manager running its sessions on a fake backend, with no state directory.
+    """A manager running its sessions on a fake backend, with no state directory unless `store`.
 
     Turns still running at the end are waited for 1 ms (no drain to speak of).
     """
     fake = backend or FakeBackend()
     codex = CodexExecutable(Path("/nonexistent/codex"), "fake")
     settings = settings or Settings.from_env({"CODEX_MCP_DRAIN_TIMEOUT_MS": "1"})
-    async with SessionManager.open(codex, settings, backend=fake) as manager:
+    async with SessionManager.open(codex, settings, store=store, backend=fake) as manager:
         fake.events = manager
         yield manager, fake

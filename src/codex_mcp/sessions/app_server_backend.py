@@ -21,6 +21,7 @@ from codex_mcp.backend_mode import BackendMode, ModeResolver
 from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.backends.process import SpawnLedger, kill_all_now
 from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError, codex_refused
+from codex_mcp.service.attach import SharedService
 from codex_mcp.sessions.backend import BackendEvents, NoAppServerError, Responder, StartedThread, TurnRequest
 from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S
@@ -48,12 +49,14 @@ class AppServerBackend:
         request_timeout_s: float,
         env: dict[str, str] | None,
         ledger: SpawnLedger | None,
+        service: SharedService | None = None,
     ) -> None:
+        self._service = service
         self._mode = mode
         self._guard = guard
         self._request_timeout_s = request_timeout_s
-        self._key = codex
-        self._children = ChildPool(task_group, codex, events, env=env, ledger=ledger)
+        self._key = codex if service is None else f"service:{service.layout.key}"
+        self._children = ChildPool(task_group, codex, events, env=env, ledger=ledger, service=service)
 
     @property
     def name(self) -> BackendMode:
@@ -93,6 +96,24 @@ class AppServerBackend:
             raise CodexMcpError(
                 "APP_SERVER_START_FAILED", f"codex app-server exited during {call.method}: {exc}"
             ) from exc
+
+    @property
+    def turns_outlive_us(self) -> bool:
+        return self._service is not None
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.detach()
+
+    async def reattach(self, session: Session) -> dict[str, Any] | None:
+        # Resuming makes Codex replay the requests the turn waits on, to this connection.
+        connection = await self._loaded(session)
+        read = await self._call(
+            connection, calls.thread_read(thread_id=session.thread_id, include_turns=True)
+        )
+        if calls.is_active(read.thread):
+            return None
+        return calls.last_turn(read.thread)
 
     async def warm_up(self) -> None:
         await self._connection(self._key)

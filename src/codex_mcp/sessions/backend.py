@@ -99,6 +99,21 @@ class Backend(Protocol):
         """The connection key of sessions this backend starts (turns of one key fail together)."""
         ...
 
+    @property
+    def turns_outlive_us(self) -> bool:
+        """Whether running turns go on after this server exits (a shared service runs them)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what this backend holds for the server (run at the manager's end)."""
+        ...
+
+    async def reattach(self, session: Session) -> dict[str, Any] | None:
+        """Pick up the turn `session` ran when an earlier server left it (turns that outlive us
+        only): its thread resumed here, and the turn as Codex ended it while nobody was attached
+        (None while it still runs: its events come as they happen)."""
+        ...
+
     async def warm_up(self) -> None:
         """Start now what the next session will need (a Codex process), so it does not wait for it."""
         ...
@@ -191,6 +206,11 @@ class BackendSwitch:
         """Run on exec from now on: an app-server would not start on this Codex."""
         self._on = "exec"
         return self._get("exec")
+
+    def close(self) -> None:
+        """Let go of what every backend used so far holds."""
+        for backend in self._built.values():
+            backend.close()
 
     def kill_now(self) -> None:
         """Kill every Codex process of every backend used so far."""

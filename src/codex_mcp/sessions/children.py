@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -17,9 +18,10 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from codex_mcp import __version__
-from codex_mcp.backends.app_server import AppServerConnection, open_app_server
+from codex_mcp.backends.app_server import AppServerConnection, connect_app_server, open_app_server
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.service.attach import SharedService
 from codex_mcp.sessions.backend import BackendEvents
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 
@@ -49,12 +51,14 @@ class ChildPool:
         *,
         env: dict[str, str] | None,
         ledger: SpawnLedger | None,
+        service: SharedService | None = None,
     ) -> None:
         self._tg = task_group
         self._codex = codex
         self._events = events
         self._env = env
         self._ledger = ledger
+        self._service = service
         self._children: dict[str, _Child] = {}
         self._spawn_locks: dict[str, anyio.Lock] = {}
 
@@ -98,17 +102,17 @@ class ChildPool:
         if child is not None:
             child.threads.add(thread_id)
 
+    def _open(self, key: str) -> AbstractAsyncContextManager[AppServerConnection]:
+        handler = _Router(key, self._events, self._request, self._closed)
+        if self._service is not None:
+            return _on_service(self._service, handler)
+        argv = [self._codex, "app-server"]
+        return open_app_server(argv, env=self._env, cwd=None, handler=handler, client_version=__version__)
+
     async def _run(self, key: str, *, task_status: TaskStatus[AppServerConnection]) -> None:
         # This task's own context: the child it spawns is recorded.
         SPAWN_LEDGER.set(self._ledger)
-        argv = [self._codex, "app-server"]
-        async with open_app_server(
-            argv,
-            env=self._env,
-            cwd=None,
-            handler=_Router(key, self._events, self._request, self._closed),
-            client_version=__version__,
-        ) as connection:
+        async with self._open(key) as connection:
             self._children[key] = _Child(connection)
             task_status.started(connection)
             await connection.wait_closed()
@@ -150,3 +154,11 @@ class _Router:
 
     async def on_closed(self, reason: str, stderr_tail: str) -> None:
         self._closed(self._key, reason, stderr_tail)
+
+
+@asynccontextmanager
+async def _on_service(service: SharedService, handler: _Router) -> AsyncGenerator[AppServerConnection]:
+    """A connection to the shared service, started first if need be."""
+    url = await service.ensure()
+    async with connect_app_server(url, handler=handler, client_version=__version__) as connection:
+        yield connection

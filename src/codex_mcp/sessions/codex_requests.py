@@ -44,6 +44,10 @@ class CodexRequests:
         if session is None or session.status in ("cancelled", "error"):
             await responder.respond(message.id, approvals.declined_response(message.method))
             return
+        replayed = _replay_of(session, message)
+        if replayed is not None:
+            await self._resume_waiting(responder, session, replayed)
+            return
         is_mcp = message.method == MCP_SERVER_ELICITATION_REQUEST
         kind = approvals.mcp_kind(params) if is_mcp else interactive.kind
         timeout_s = session.settings.approval_timeout_s
@@ -68,10 +72,24 @@ class CodexRequests:
         )
         self._tg.start_soon(self._expire, responder, session, request)
 
-    async def _expire(self, responder: Responder, session: Session, request: PendingRequest) -> None:
+    async def _resume_waiting(self, responder: Responder, session: Session, request: PendingRequest) -> None:
+        """A request an earlier server showed, which Codex asks again on our connection (it resumed
+        the thread): the same action, answered here; declined at once if it expired meanwhile."""
+        remaining = (datetime.fromisoformat(request.expires_at) - datetime.now(UTC)).total_seconds()
+        if remaining <= 0:
+            self.resolve(session, request, decision="decline", timeout=True)
+            with anyio.move_on_after(ANSWER_TIMEOUT_S):
+                await responder.respond(request.codex_id, approvals.declined_response(request.method))
+            session.buffer.notify()
+            return
+        self._tg.start_soon(self._expire, responder, session, request, remaining)
+
+    async def _expire(
+        self, responder: Responder, session: Session, request: PendingRequest, after_s: float | None = None
+    ) -> None:
         with anyio.CancelScope() as scope:
             request.timeout_scope = scope
-            await anyio.sleep(session.settings.approval_timeout_s)
+            await anyio.sleep(session.settings.approval_timeout_s if after_s is None else after_s)
             if request.request_id not in session.pending:
                 return
             self.resolve(session, request, decision="decline", timeout=True)
@@ -188,3 +206,11 @@ class CodexRequests:
             raise CodexMcpError("INTERNAL", f"could not deliver the answer: {exc}") from exc
         self.resolve(session, request, decision=decision, deny_message=deny_message)
         session.buffer.notify()
+
+
+def _replay_of(session: Session, message: ServerRequest) -> PendingRequest | None:
+    """The pending request of `session` that `message` asks again (same Codex id and method)."""
+    for request in session.pending.values():
+        if request.codex_id == message.id and request.method == message.method:
+            return request
+    return None

@@ -66,6 +66,16 @@ class ExecBackend:
     def key(self) -> str:
         return EXEC_KEY
 
+    @property
+    def turns_outlive_us(self) -> bool:
+        return False  # each turn is our child
+
+    def close(self) -> None:
+        return None
+
+    async def reattach(self, session: Session) -> dict[str, Any] | None:
+        raise AssertionError("exec turns never outlive their server")
+
     async def warm_up(self) -> None:
         return None  # each turn is its own `codex exec`
 

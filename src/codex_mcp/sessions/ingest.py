@@ -215,3 +215,19 @@ _SPECIAL: Final[dict[str, Callable[[Session, Params], None]]] = {
     THREAD_TOKEN_USAGE_UPDATED: _token_usage,
     ERROR: _error,
 }
+
+
+def recover_turn(session: Session, turn: Params) -> None:
+    """End `session`'s turn as Codex ended it while no server was attached: the items it
+    completed become events (marked `recovered`), and the turn's own end gives the result."""
+    seen = {event.data.get("itemId") for event in session.buffer.events()}
+    turn_id = turn.get("id")
+    for raw in cast(list[object], turn.get("items") or []):
+        item = _obj(raw)
+        if item.get("id") in seen:
+            continue
+        params = {"threadId": session.thread_id, "turnId": turn_id, "item": item, "recovered": True}
+        ingest_notification(session, ITEM_COMPLETED, params)
+    ingest_notification(
+        session, TURN_COMPLETED, {"threadId": session.thread_id, "turn": turn, "recovered": True}
+    )

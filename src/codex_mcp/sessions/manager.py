@@ -32,6 +32,8 @@ from codex_mcp.backend_mode import BackendMode, ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
+from codex_mcp.service.attach import SharedService
+from codex_mcp.service.layout import SERVICE_VARIABLE, ServiceLayout, service_key
 from codex_mcp.sessions.app_server_backend import AppServerBackend
 from codex_mcp.sessions.backend import (
     Backend,
@@ -44,10 +46,11 @@ from codex_mcp.sessions.codex_requests import CodexRequests
 from codex_mcp.sessions.disk_views import DiskViews
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_backend import ExecBackend
-from codex_mcp.sessions.ingest import finish_turn, ingest_notification
+from codex_mcp.sessions.ingest import finish_turn, ingest_notification, recover_turn
 from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
 from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
+from codex_mcp.state.reaper import RUN_VARIABLE
 from codex_mcp.state.store import StateStore
 from codex_mcp.wire.app_server import Notification, ServerRequest
 from codex_mcp.wire.methods import (
@@ -106,6 +109,7 @@ class SessionManager:
                     request_timeout_s=settings.request_timeout_s,
                     env=child_env,
                     ledger=store,
+                    service=_shared_service(codex, settings, store),
                 ),
                 lambda: ExecBackend(
                     task_group, str(codex.path), self, guard=self._guarded, env=child_env, ledger=store
@@ -157,6 +161,7 @@ class SessionManager:
                     manager._end_running_turns()
                 finally:
                     task_group.cancel_scope.cancel()
+                    manager._backends.close()
         finally:
             if manager is not None and manager._persister is not None:
                 for session in manager.sessions():
@@ -164,10 +169,12 @@ class SessionManager:
 
     def stop_now(self, why: str) -> None:
         """Stop at once, as a client stopping us needs (its SIGKILL follows within ~100-400 ms): end
-        every running turn as cut short by the client, write every session, kill every child."""
-        self._fail_running_turns(
-            None, "client_stopped", f"{why} while this turn ran; codex_reply continues it"
-        )
+        every running turn as cut short by the client, write every session, kill every child.
+        Turns on a shared service go on: they are written as running, for the next server."""
+        if not self._backends.assumed.turns_outlive_us:
+            self._fail_running_turns(
+                None, "client_stopped", f"{why} while this turn ran; codex_reply continues it"
+            )
         if self._persister is not None:
             for session in self.sessions():
                 self._persister.write(session)
@@ -210,7 +217,10 @@ class SessionManager:
         return guard_config(codex_home(), cwd, config, self._settings.nesting)
 
     def _end_running_turns(self) -> None:
-        """Close the turns the drain left running: their children are about to stop."""
+        """Close the turns the drain left running: their children are about to stop (turns on a
+        shared service go on: the next server picks them up)."""
+        if self._backends.assumed.turns_outlive_us:
+            return
         self._fail_running_turns(
             None, "server_shutdown", "codex-mcp shut down before this turn finished; codex_reply continues it"
         )
@@ -231,6 +241,8 @@ class SessionManager:
 
     async def _drain(self, timeout_s: float) -> None:
         """Give running turns up to `timeout_s` to finish before their children are stopped."""
+        if self._backends.assumed.turns_outlive_us:
+            return
         with anyio.move_on_after(timeout_s):
             while True:
                 running = [s for s in self._sessions.values() if s.status in ("running", "waiting_approval")]
@@ -350,6 +362,28 @@ class SessionManager:
         )
         session.buffer.notify()
 
+    async def _reattach(self, backend: Backend, session: Session) -> None:
+        """Pick up a turn an earlier server left running on the shared service."""
+        try:
+            ended = await backend.reattach(session)
+        except CodexMcpError as exc:
+            for request in list(session.pending.values()):
+                self._requests.resolve(session, request, decision="cancel")
+            finish_turn(
+                session,
+                status="error",
+                turn_id=session.active_turn_id,
+                reason="reattach_failed",
+                error_message=f"could not pick up this turn on the shared Codex service: {exc.message}",
+            )
+        else:
+            if ended is not None and session.status in ("running", "waiting_approval"):
+                logger.info("session %s: its turn ended while no server was attached", session.session_id)
+                for request in list(session.pending.values()):
+                    self._requests.resolve(session, request, decision="cancel")
+                recover_turn(session, ended)
+        session.buffer.notify()
+
     # --- queries -----------------------------------------------------------------
 
     async def lookup(self, session_id: str) -> Session:
@@ -375,11 +409,13 @@ class SessionManager:
                 if view is None:
                     raise _not_found(session_id)
                 return view
+            backend = self._backends.assumed
             session = self._persister.load(
                 session_id,
-                connection_key=self._backends.assumed.key,
+                connection_key=backend.key,
                 filter_noise=self._settings.filter_noise,
                 view=False,
+                live=backend.turns_outlive_us,
             )
             if session is None:
                 raise _not_found(session_id)
@@ -389,6 +425,8 @@ class SessionManager:
             if self._views is not None:
                 self._views.drop(session_id)
             self._register(session, new=False)
+            if session.status in ("running", "waiting_approval"):
+                self._tg.start_soon(self._reattach, backend, session)
             return session
 
     async def get(self, session_id: str) -> Session:
@@ -653,3 +691,20 @@ class SessionManager:
 
 def _not_found(session_id: str) -> CodexMcpError:
     return CodexMcpError("SESSION_NOT_FOUND", f"no session {session_id!r}", field="sessionId")
+
+
+def _shared_service(
+    codex: CodexExecutable, settings: Settings, store: StateStore | None
+) -> SharedService | None:
+    """The shared service sessions run on, when the settings ask for one (it lives in the state
+    directory: without one, sessions run on a child of this server)."""
+    if settings.app_server != "shared":
+        return None
+    if store is None:
+        logger.warning("CODEX_MCP_APP_SERVER=shared needs a state directory; using a child app-server")
+        return None
+    key = service_key(codex.path, str(codex_home()), ())
+    env = {k: v for k, v in store.child_environment().items() if k != RUN_VARIABLE} | {SERVICE_VARIABLE: key}
+    return SharedService(
+        ServiceLayout.under(store.root, key), [str(codex.path)], env, idle_s=settings.service_idle_s
+    )

@@ -70,13 +70,15 @@ def session_meta(session: Session) -> dict[str, Any]:
 
 
 def restore_session(
-    stored: StoredSession, *, connection_key: str, filter_noise: bool, view: bool = False
+    stored: StoredSession, *, connection_key: str, filter_noise: bool, view: bool = False, live: bool = False
 ) -> Session:
     """The session `stored` describes, as it was, except that no turn can still be running.
 
     A turn that was running when the previous server died ends with status `error`, reason
     `server_restart`; the session can be replied to like any errored one. With `view`, the session
-    is shown exactly as its (live) owner wrote it, pending requests included.
+    is shown exactly as its (live) owner wrote it, pending requests included. With `live` (its turn
+    ran on a shared service, which outlives servers), a running turn stays running, with its pending
+    requests: the adopting server re-attaches to it.
 
     Raises:
         ValueError: the metadata lacks what a session needs.
@@ -129,7 +131,7 @@ def restore_session(
         session.tokens = TokenTotals(**counts, seen=saved.get("seen") is True)
     session.result = stored.result
     session.forgotten = meta.get("forgotten") is True
-    if view:
+    if view or (live and session.status in ("running", "waiting_approval")):
         session.pending = _pending_requests(meta.get("pending"))
         return session
     session.turn_finished.set()
@@ -222,7 +224,14 @@ class SessionPersister:
         self.write(session)
 
     def load(
-        self, session_id: str, *, connection_key: str, filter_noise: bool, view: bool, events: bool = True
+        self,
+        session_id: str,
+        *,
+        connection_key: str,
+        filter_noise: bool,
+        view: bool,
+        events: bool = True,
+        live: bool = False,
     ) -> Session | None:
         """The session on disk (see `restore_session`), without its events unless `events`; None
         when it is missing, unreadable or forgotten."""
@@ -231,7 +240,7 @@ class SessionPersister:
             return None
         try:
             session = restore_session(
-                stored, connection_key=connection_key, filter_noise=filter_noise, view=view
+                stored, connection_key=connection_key, filter_noise=filter_noise, view=view, live=live
             )
         except ValueError as exc:
             logger.warning("skipping session %s: %s", session_id, exc)

@@ -152,12 +152,18 @@ def thread_loaded_list() -> ClientCall[app.ThreadLoadedListResponse]:
     return _call(methods.THREAD_LOADED_LIST, app.ThreadLoadedListParams, app.ThreadLoadedListResponse, {})
 
 
-def thread_read(*, thread_id: str) -> ClientCall[app.ThreadReadResponse]:
-    """`thread/read`: one thread's metadata (its status among it), without its turns."""
-    fields = {"threadId": thread_id}
+def thread_read(*, thread_id: str, include_turns: bool = False) -> ClientCall[app.ThreadReadResponse]:
+    """`thread/read`: one thread's metadata (its status among it), and its turns if asked."""
+    fields = {"threadId": thread_id, "includeTurns": include_turns or None}
     return _call(methods.THREAD_READ, app.ThreadReadParams, app.ThreadReadResponse, fields)
 
 
 def is_active(thread: app.Thread) -> bool:
     """Whether a turn runs on `thread` (its status says so)."""
     return isinstance(thread.status, app.ActiveThreadStatus)
+
+
+def last_turn(thread: app.Thread) -> dict[str, Any] | None:
+    """The last turn `thread/read` gave of `thread`, as Codex sent it (the form events show)."""
+    turns = thread.turns or []
+    return turns[-1].model_dump(mode="json", by_alias=True, exclude_unset=True) if turns else None

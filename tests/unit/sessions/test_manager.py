@@ -4,6 +4,7 @@ Codex's requests, and the long-poll wait, with no Codex process (each test runs 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,8 +15,10 @@ from codex_mcp.sessions.backend import TurnRequest
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.polling import PollRequest, poll
 from codex_mcp.sessions.session import Session, ThreadSettings
+from codex_mcp.state.store import StateStore
 from codex_mcp.wire.tools import output_json
 from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -245,3 +248,77 @@ async def test_sessions_start_on_the_backend_and_key_it_names() -> None:
     async with open_on_fake(backend=exec_like) as (manager, _):
         session = await _start(manager)
         assert (session.backend, session.connection_key) == ("exec", "exec")
+
+
+async def _left_running(state: Path) -> tuple[str, str]:
+    """A session whose turn was running on a shared service when its server exited: its id, thread."""
+    store = StateStore.open(state)
+    try:
+        async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
+            session = await _start(manager)
+            await fake.request("item/commandExecution/requestApproval", _approval(session))
+            assert not fake.closed
+        assert fake.closed  # the manager let go of the service
+        assert session.status == "waiting_approval"  # not ended by the exit: the turn goes on
+        return session.session_id, session.thread_id
+    finally:
+        store.close()
+
+
+async def test_a_turn_that_ended_while_no_server_was_attached_shows_its_result_and_items(
+    tmp_path: Path,
+) -> None:
+    session_id, thread_id = await _left_running(tmp_path / "state")
+    turn = {
+        "id": "turn-2",
+        "status": "completed",
+        "items": [{"type": "agentMessage", "id": "msg-away", "text": "done while away"}],
+    }
+    store = StateStore.open(tmp_path / "state")
+    try:
+        fake = FakeBackend(outlives_us=True, ended_while_away={thread_id: turn})
+        async with open_on_fake(backend=fake, store=store) as (manager, _):
+            session = await manager.lookup(session_id)
+            with anyio.fail_after(STEP_BOUND_S):
+                await session.turn_finished.wait()
+            assert fake.reattached == [thread_id]
+            assert session.status == "idle"
+            assert session.result is not None
+            assert session.result["text"] == "done while away"
+            recovered = [e.data for e in session.buffer.events() if e.data.get("recovered")]
+            assert [data.get("itemId") for data in recovered] == ["msg-away"]
+            assert not session.pending  # what it waited on ended with the turn
+    finally:
+        store.close()
+
+
+async def test_a_turn_still_running_keeps_its_pending_approval_and_takes_codexs_replay(
+    tmp_path: Path,
+) -> None:
+    session_id, thread_id = await _left_running(tmp_path / "state")
+    store = StateStore.open(tmp_path / "state")
+    try:
+        async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
+            session = await manager.lookup(session_id)
+            await wait_until(lambda: bool(fake.reattached), timeout_s=STEP_BOUND_S, what="the re-attach")
+            (pending,) = session.pending.values()
+            # Codex replays the request (same id) to the connection that resumed the thread.
+            session.active_turn_id = session.active_turn_id or "turn-2"
+            replay = _approval(session)
+            await fake.request_with_id(pending.codex_id, "item/commandExecution/requestApproval", replay)
+            assert list(session.pending) == [pending.request_id]  # the same action, not a second one
+            await manager.respond_permission(
+                session_id,
+                pending.request_id,
+                decision="accept",
+                execpolicy_amendment=None,
+                network_policy_amendment=None,
+                deny_message=None,
+            )
+            assert await fake.answer() == (
+                pending.codex_id,
+                {"id": pending.codex_id, "result": {"decision": "accept"}},
+            )
+            assert fake.reattached == [thread_id]
+    finally:
+        store.close()

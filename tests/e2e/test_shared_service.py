@@ -1,0 +1,210 @@
+"""Sessions on the shared Codex service (CODEX_MCP_APP_SERVER=shared), real Codex, real stdio servers:
+a turn outlives the server that started it (kill -9), the next server picks it up with its real
+result or its pending approval, and two servers on one state directory use one app-server process
+that is gone once both have exited and the idle period has passed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import pytest
+
+from codex_mcp.proc import proc_tree
+from codex_mcp.service.layout import SERVICE_VARIABLE, service_key
+from tests.e2e.client import running_server, server_env
+from tests.e2e.processes import live_processes_with_env
+from tests.e2e.raw_client import RawClient
+from tests.harness.codex_env import CodexEnv
+from tests.harness.scenarios import FINAL_AFTER_TOOL, SLOW_TEXT_PREFIX
+from tests.harness.waiting import wait_until
+
+pytestmark = [pytest.mark.real_codex, pytest.mark.anyio, pytest.mark.timeout(240)]
+
+IDLE_MS = 1500
+SHARED = {"CODEX_MCP_APP_SERVER": "shared", "CODEX_MCP_SERVICE_IDLE_MS": str(IDLE_MS)}
+
+
+def _tagged(codex_env: CodexEnv) -> proc_tree.ProcessSnapshot:
+    """The live processes of the service our servers share (keeper, Codex, what Codex runs)."""
+    key = service_key(codex_env.binary, str(codex_env.codex_home), ())
+    return proc_tree.tagged(f"{SERVICE_VARIABLE}={key}".encode())
+
+
+@pytest.fixture(autouse=True)
+def no_service_left(codex_env: CodexEnv) -> Iterator[None]:
+    yield
+    left = _tagged(codex_env)
+    proc_tree.signal_all(left, signal.SIGKILL)
+    assert not left, f"service processes outlived the test and its idle period: {sorted(left)}"
+
+
+def _app_servers(codex_env: CodexEnv) -> list[int]:
+    return live_processes_with_env(f"CODEX_HOME={codex_env.codex_home}", argv_contains=b"app-server")
+
+
+async def _raw_server(codex_env: CodexEnv, stderr: BinaryIO) -> RawClient:
+    process = await anyio.open_process(
+        [sys.executable, "-m", "codex_mcp"],
+        env=server_env(codex_env, SHARED),
+        cwd=codex_env.workspace,
+        stderr=stderr,
+    )
+    client = RawClient(process)
+    await client.initialize()
+    return client
+
+
+async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    response = await client.request("tools/call", {"name": tool, "arguments": arguments})
+    result = response["result"]
+    assert not result.get("isError"), result
+    structured: dict[str, Any] = result["structuredContent"]
+    return structured
+
+
+def _pending_on_disk(codex_env: CodexEnv, session_id: str) -> list[str] | None:
+    try:
+        meta = json.loads((codex_env.root / "state" / "sessions" / session_id / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return [entry["requestId"] for entry in meta.get("pending") or []]
+
+
+async def _killed_after(client: RawClient) -> None:
+    client.process.send_signal(signal.SIGKILL)
+    assert await client.process.wait() == -signal.SIGKILL
+
+
+async def _wait_stopped(codex_env: CodexEnv) -> None:
+    await wait_until(
+        lambda: not _tagged(codex_env), timeout_s=IDLE_MS / 1000 + 30, what="the idle service's stop"
+    )
+
+
+async def test_a_turn_outlives_a_kill_9_of_its_server_and_the_next_server_shows_its_real_result(
+    codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
+        first = await _raw_server(codex_env, stderr)
+        started = await _call(
+            first,
+            "codex",
+            {"prompt": "scenario:slow keep going", "approvalPolicy": "never", "sandbox": "read-only"},
+        )
+        session_id = started["sessionId"]
+        before = await _call(
+            first, "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
+        )
+        assert before["status"] == "running"
+        await _killed_after(first)
+    assert _app_servers(codex_env), "the service went with the server that started it"
+
+    async with running_server(codex_env, SHARED) as mcp:
+        listed = await mcp.call("codex_session", {"action": "list"})
+        assert [s["sessionId"] for s in listed["sessions"]] == [session_id]
+        with anyio.fail_after(60):
+            while True:
+                after = await mcp.call(
+                    "codex_check",
+                    {
+                        "action": "poll",
+                        "sessionId": session_id,
+                        "cursor": before["nextCursor"],
+                        "maxEvents": 500,
+                        "pollOptions": {"waitMs": 5000},
+                    },
+                )
+                if after["status"] != "running":
+                    break
+        assert after["status"] == "idle", after
+        assert after["result"]["status"] == "completed"
+        assert after["result"]["text"].startswith(SLOW_TEXT_PREFIX)
+        reply = await mcp.call(
+            "codex_reply", {"sessionId": session_id, "prompt": "scenario:plain more", "waitForResult": 30000}
+        )
+        assert reply["status"] == "idle"
+        assert reply["threadId"] == started["threadId"]
+    await _wait_stopped(codex_env)
+
+
+async def test_an_approval_pending_when_the_server_was_killed_is_answered_from_the_next_server(
+    codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
+        first = await _raw_server(codex_env, stderr)
+        started = await _call(
+            first,
+            "codex",
+            {
+                "prompt": "scenario:shell make the file",
+                "approvalPolicy": "untrusted",
+                "sandbox": "workspace-write",
+                "advanced": {"waitForResult": 30000},
+            },
+        )
+        session_id = started["sessionId"]
+        assert started["status"] == "waiting_approval", started
+        (action,) = started["actions"]
+        await wait_until(
+            lambda: _pending_on_disk(codex_env, session_id) == [action["requestId"]],
+            timeout_s=10,
+            what="the pending approval in meta.json",
+        )
+        await _killed_after(first)
+
+    async with running_server(codex_env, SHARED) as mcp:
+        polled = await mcp.call("codex_check", {"action": "poll", "sessionId": session_id})
+        assert polled["status"] == "waiting_approval", polled
+        assert [a["requestId"] for a in polled["actions"]] == [action["requestId"]]
+        answered = await mcp.call(
+            "codex_check",
+            {
+                "action": "respond_permission",
+                "sessionId": session_id,
+                "requestId": action["requestId"],
+                "decision": "accept",
+            },
+        )
+        assert answered["status"] in ("running", "idle")
+        with anyio.fail_after(60):
+            while True:
+                done = await mcp.call(
+                    "codex_check",
+                    {
+                        "action": "poll",
+                        "sessionId": session_id,
+                        "maxEvents": 500,
+                        "pollOptions": {"waitMs": 5000},
+                    },
+                )
+                if done["status"] != "running":
+                    break
+        assert done["status"] == "idle", done
+        assert done["result"]["text"] == FINAL_AFTER_TOOL
+    await _wait_stopped(codex_env)
+
+
+async def test_two_servers_on_one_directory_share_one_app_server_that_stops_when_both_are_gone(
+    codex_env: CodexEnv,
+) -> None:
+    async with running_server(codex_env, SHARED) as one, running_server(codex_env, SHARED) as two:
+        for mcp in (one, two):
+            done = await mcp.call(
+                "codex",
+                {
+                    "prompt": "scenario:plain hi",
+                    "approvalPolicy": "never",
+                    "sandbox": "read-only",
+                    "advanced": {"waitForResult": 30000},
+                },
+            )
+            assert done["status"] == "idle"
+        assert len(_app_servers(codex_env)) == 1
+    await _wait_stopped(codex_env)
+    assert _app_servers(codex_env) == []
