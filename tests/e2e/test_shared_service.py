@@ -70,10 +70,13 @@ async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict
 
 def _pending_on_disk(codex_env: CodexEnv, session_id: str) -> list[str] | None:
     try:
-        meta = json.loads((codex_env.root / "state" / "sessions" / session_id / "meta.json").read_text())
+        meta: dict[str, Any] = json.loads(
+            (codex_env.root / "state" / "sessions" / session_id / "meta.json").read_text()
+        )
     except (OSError, ValueError):
         return None
-    return [entry["requestId"] for entry in meta.get("pending") or []]
+    pending: list[dict[str, Any]] = meta.get("pending") or []
+    return [str(entry["requestId"]) for entry in pending]
 
 
 async def _killed_after(client: RawClient) -> None:
