@@ -18,7 +18,7 @@ import anyio
 
 from codex_mcp.backend_mode import BackendMode
 from codex_mcp.errors import CodexMcpError
-from codex_mcp.sessions.backend import BackendEvents, Responder, StartedThread, TurnRequest
+from codex_mcp.sessions.backend import BackendEvents, Reattached, Responder, StartedThread, TurnRequest
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
@@ -95,9 +95,10 @@ class FakeBackend:
     def close(self) -> None:
         self.closed = True
 
-    async def reattach(self, session: Session) -> dict[str, Any] | None:
+    async def reattach(self, session: Session) -> Reattached:
         self.reattached.append(session.thread_id)
-        return self.ended_while_away.get(session.thread_id)
+        ended = self.ended_while_away.get(session.thread_id)
+        return Reattached(ended, running=ended is None)
 
     async def warm_up(self) -> None:
         return None

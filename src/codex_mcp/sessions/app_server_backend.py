@@ -22,7 +22,14 @@ from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.backends.process import SpawnLedger, kill_all_now
 from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError, codex_refused
 from codex_mcp.service.attach import SharedService
-from codex_mcp.sessions.backend import BackendEvents, NoAppServerError, Responder, StartedThread, TurnRequest
+from codex_mcp.sessions.backend import (
+    BackendEvents,
+    NoAppServerError,
+    Reattached,
+    Responder,
+    StartedThread,
+    TurnRequest,
+)
 from codex_mcp.sessions.children import ChildPool
 from codex_mcp.sessions.codex_requests import ANSWER_TIMEOUT_S
 from codex_mcp.sessions.session import Session, ThreadSettings
@@ -105,15 +112,13 @@ class AppServerBackend:
         if self._service is not None:
             self._service.detach()
 
-    async def reattach(self, session: Session) -> dict[str, Any] | None:
+    async def reattach(self, session: Session) -> Reattached:
         # Resuming makes Codex replay the requests the turn waits on, to this connection.
         connection = await self._loaded(session)
         read = await self._call(
             connection, calls.thread_read(thread_id=session.thread_id, include_turns=True)
         )
-        if calls.is_active(read.thread):
-            return None
-        return calls.last_turn(read.thread)
+        return Reattached(calls.last_turn(read.thread), running=calls.is_active(read.thread))
 
     async def warm_up(self) -> None:
         await self._connection(self._key)

@@ -46,6 +46,15 @@ class StartedThread:
     model: str | None = None
 
 
+@dataclass(frozen=True)
+class Reattached:
+    """A thread picked up again: its last turn as Codex sent it (None: Codex gave none), and
+    whether that turn still runs (its further events then come as they happen)."""
+
+    turn: dict[str, Any] | None
+    running: bool
+
+
 class NoAppServerError(Exception):
     """Starting `codex app-server` showed this Codex has none: sessions move to exec."""
 
@@ -108,10 +117,9 @@ class Backend(Protocol):
         """Let go of what this backend holds for the server (run at the manager's end)."""
         ...
 
-    async def reattach(self, session: Session) -> dict[str, Any] | None:
+    async def reattach(self, session: Session) -> Reattached:
         """Pick up the turn `session` ran when an earlier server left it (turns that outlive us
-        only): its thread resumed here, and the turn as Codex ended it while nobody was attached
-        (None while it still runs: its events come as they happen)."""
+        only): its thread resumed here, and its last turn as Codex has it now."""
         ...
 
     async def warm_up(self) -> None:

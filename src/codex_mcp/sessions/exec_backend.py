@@ -20,7 +20,7 @@ from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger, kill_all_now
 from codex_mcp.errors import CodexMcpError, exec_not_supported
 from codex_mcp.sessions.app_server_backend import Guard
-from codex_mcp.sessions.backend import BackendEvents, Responder, StartedThread, TurnRequest
+from codex_mcp.sessions.backend import BackendEvents, Reattached, Responder, StartedThread, TurnRequest
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.wire.methods import THREAD_STARTED
 
@@ -73,7 +73,7 @@ class ExecBackend:
     def close(self) -> None:
         return None
 
-    async def reattach(self, session: Session) -> dict[str, Any] | None:
+    async def reattach(self, session: Session) -> Reattached:
         raise AssertionError("exec turns never outlive their server")
 
     async def warm_up(self) -> None:

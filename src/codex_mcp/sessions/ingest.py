@@ -217,17 +217,19 @@ _SPECIAL: Final[dict[str, Callable[[Session, Params], None]]] = {
 }
 
 
-def recover_turn(session: Session, turn: Params) -> None:
-    """End `session`'s turn as Codex ended it while no server was attached: the items it
-    completed become events (marked `recovered`), and the turn's own end gives the result."""
+def recover_turn(session: Session, turn: Params, *, running: bool) -> None:
+    """Catch `session` up with its turn as Codex has it after nobody was attached for a while: the
+    items it completed that no event shows yet become events (marked `recovered`); a turn that
+    ended meanwhile ends here too, with its real result."""
+    if session.active_turn_id is not None and turn.get("id") != session.active_turn_id:
+        return  # not the turn this session was running: nothing of it to recover
     seen = {event.data.get("itemId") for event in session.buffer.events()}
-    turn_id = turn.get("id")
     for raw in cast(list[object], turn.get("items") or []):
         item = _obj(raw)
         if item.get("id") in seen:
             continue
-        params = {"threadId": session.thread_id, "turnId": turn_id, "item": item, "recovered": True}
+        params = {"threadId": session.thread_id, "turnId": turn.get("id"), "item": item, "recovered": True}
         ingest_notification(session, ITEM_COMPLETED, params)
-    ingest_notification(
-        session, TURN_COMPLETED, {"threadId": session.thread_id, "turn": turn, "recovered": True}
-    )
+    if not running:
+        ended = {"threadId": session.thread_id, "turn": turn, "recovered": True}
+        ingest_notification(session, TURN_COMPLETED, ended)

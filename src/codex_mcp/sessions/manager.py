@@ -365,7 +365,7 @@ class SessionManager:
     async def _reattach(self, backend: Backend, session: Session) -> None:
         """Pick up a turn an earlier server left running on the shared service."""
         try:
-            ended = await backend.reattach(session)
+            found = await backend.reattach(session)
         except CodexMcpError as exc:
             for request in list(session.pending.values()):
                 self._requests.resolve(session, request, decision="cancel")
@@ -377,11 +377,12 @@ class SessionManager:
                 error_message=f"could not pick up this turn on the shared Codex service: {exc.message}",
             )
         else:
-            if ended is not None and session.status in ("running", "waiting_approval"):
-                logger.info("session %s: its turn ended while no server was attached", session.session_id)
-                for request in list(session.pending.values()):
-                    self._requests.resolve(session, request, decision="cancel")
-                recover_turn(session, ended)
+            if found.turn is not None and session.status in ("running", "waiting_approval"):
+                if not found.running:
+                    logger.info("session %s: its turn ended while no server was attached", session.session_id)
+                    for request in list(session.pending.values()):
+                        self._requests.resolve(session, request, decision="cancel")
+                recover_turn(session, found.turn, running=found.running)
         session.buffer.notify()
 
     # --- queries -----------------------------------------------------------------

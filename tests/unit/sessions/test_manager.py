@@ -322,3 +322,31 @@ async def test_a_turn_still_running_keeps_its_pending_approval_and_takes_codexs_
             assert fake.reattached == [thread_id]
     finally:
         store.close()
+
+
+async def test_an_approval_that_expired_while_no_server_was_attached_is_declined_when_replayed(
+    tmp_path: Path,
+) -> None:
+    session_id, _ = await _left_running(tmp_path / "state")
+    store = StateStore.open(tmp_path / "state")
+    try:
+        async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
+            session = await manager.lookup(session_id)
+            await wait_until(lambda: bool(fake.reattached), timeout_s=STEP_BOUND_S, what="the re-attach")
+            (pending,) = session.pending.values()
+            pending.expires_at = "2000-01-01T00:00:00.000+00:00"  # its timeout passed while detached
+            replay = _approval(session) | {"turnId": session.active_turn_id or "turn-2"}
+            await fake.request_with_id(pending.codex_id, "item/commandExecution/requestApproval", replay)
+            assert await fake.answer() == (
+                pending.codex_id,
+                {"id": pending.codex_id, "result": {"decision": "decline"}},
+            )
+            assert not session.pending
+            (result,) = [e.data for e in session.buffer.events() if e.type == "approval_result"]
+            assert (result["requestId"], result["decision"], result["timeout"]) == (
+                pending.request_id,
+                "decline",
+                True,
+            )
+    finally:
+        store.close()
