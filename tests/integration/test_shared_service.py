@@ -18,7 +18,13 @@ from codex_mcp.proc import proc_tree
 from codex_mcp.service.attach import SharedService
 from codex_mcp.service.layout import SERVICE_VARIABLE, ServiceLayout, service_key
 from codex_mcp.service.locks import is_held
+from codex_mcp.sessions.backend import TurnRequest
+from codex_mcp.sessions.manager import SessionManager
+from codex_mcp.sessions.session import ThreadSettings
+from codex_mcp.settings import CodexExecutable, Settings
+from codex_mcp.state.store import StateStore
 from tests.harness.codex_env import CodexEnv
+from tests.harness.scenarios import PLAIN_TEXT
 from tests.harness.waiting import wait_until
 from tests.integration.test_app_server_socket import Recorder, start_thread, start_turn
 
@@ -115,3 +121,39 @@ async def test_a_killed_service_is_replaced_by_the_next_server(codex_env: CodexE
         await wait_until(
             lambda: not is_held(service.layout.keeper_lock), timeout_s=IDLE_S + 20, what="the idle stop"
         )
+
+
+async def test_a_codex_that_cannot_listen_runs_sessions_on_a_child_and_says_why(
+    codex_env: CodexEnv,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    older = tmp_path / "older-codex"
+    older.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$a" = "--listen" ] && '
+        "{ echo \"error: unexpected argument '--listen' found\" >&2; exit 2; }; done\n"
+        f'exec "{codex_env.binary}" "$@"\n'
+    )
+    older.chmod(0o755)
+    for name, value in codex_env.env().items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env({"CODEX_MCP_APP_SERVER": "shared", "CODEX_MCP_STATE_DIR": str(state)})
+    store = StateStore.open(state)
+    try:
+        with anyio.fail_after(WAIT_S):
+            async with SessionManager.open(CodexExecutable(older, "test"), settings, store=store) as manager:
+                thread = ThreadSettings(
+                    approval_policy="never", sandbox="read-only", cwd=str(codex_env.workspace)
+                )
+                session = await manager.start(thread, TurnRequest(prompt="scenario:plain hi"), [])
+                await session.turn_finished.wait()
+                assert session.status == "idle"
+                assert session.result is not None
+                assert session.result["text"] == PLAIN_TEXT
+    finally:
+        store.close()
+    assert "cannot run the shared service" in caplog.text
+    assert not list((state / "svc").glob("*/keeper.json"))  # no service left behind

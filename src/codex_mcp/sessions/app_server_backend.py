@@ -106,7 +106,7 @@ class AppServerBackend:
 
     @property
     def turns_outlive_us(self) -> bool:
-        return self._service is not None
+        return self._children.shared
 
     def close(self) -> None:
         if self._service is not None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # open its state database; the same start a moment later works.
 _BUSY_STATE_DB: Final = "failed to initialize sqlite state runtime"
 _BUSY_START_ATTEMPTS: Final = 4
+# A Codex whose app-server has no `--listen` says so when the keeper starts it (and exits).
+_LISTEN_OPTION: Final = "--listen"
 
 
 @dataclass
@@ -102,17 +104,35 @@ class ChildPool:
         if child is not None:
             child.threads.add(thread_id)
 
-    def _open(self, key: str) -> AbstractAsyncContextManager[AppServerConnection]:
+    @property
+    def shared(self) -> bool:
+        """Whether the children are connections to the shared service (turns outlive us)."""
+        return self._service is not None
+
+    async def _open(self, key: str) -> AbstractAsyncContextManager[AppServerConnection]:
         handler = _Router(key, self._events, self._request, self._closed)
         if self._service is not None:
-            return _on_service(self._service, handler)
+            try:
+                url = await self._service.ensure()
+            except CodexMcpError as exc:
+                if _LISTEN_OPTION not in exc.message:
+                    raise
+                logger.warning(
+                    "this Codex cannot listen on a socket, so it cannot run the shared service; "
+                    "sessions run on a child of this server instead (%s)",
+                    exc.message,
+                )
+                self._service.detach()
+                self._service = None
+            else:
+                return connect_app_server(url, handler=handler, client_version=__version__)
         argv = [self._codex, "app-server"]
         return open_app_server(argv, env=self._env, cwd=None, handler=handler, client_version=__version__)
 
     async def _run(self, key: str, *, task_status: TaskStatus[AppServerConnection]) -> None:
         # This task's own context: the child it spawns is recorded.
         SPAWN_LEDGER.set(self._ledger)
-        async with self._open(key) as connection:
+        async with await self._open(key) as connection:
             self._children[key] = _Child(connection)
             task_status.started(connection)
             await connection.wait_closed()
@@ -154,11 +174,3 @@ class _Router:
 
     async def on_closed(self, reason: str, stderr_tail: str) -> None:
         self._closed(self._key, reason, stderr_tail)
-
-
-@asynccontextmanager
-async def _on_service(service: SharedService, handler: _Router) -> AsyncGenerator[AppServerConnection]:
-    """A connection to the shared service, started first if need be."""
-    url = await service.ensure()
-    async with connect_app_server(url, handler=handler, client_version=__version__) as connection:
-        yield connection
