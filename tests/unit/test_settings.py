@@ -117,3 +117,11 @@ def test_a_profile_name_cannot_name_a_file_outside_codex_home(tmp_path: Path, na
         profile_config(name, {"CODEX_HOME": str(tmp_path / "home")})
     assert caught.value.field == "profile"
     assert "letters, digits" in caught.value.message
+
+
+def test_the_app_server_placement_defaults_to_a_child_and_a_bad_one_names_the_variable() -> None:
+    assert Settings.from_env({}).app_server == "child"
+    shared = Settings.from_env({"CODEX_MCP_APP_SERVER": "shared", "CODEX_MCP_SERVICE_IDLE_MS": "2500"})
+    assert (shared.app_server, shared.service_idle_s) == ("shared", 2.5)
+    with pytest.raises(CodexMcpError, match="CODEX_MCP_APP_SERVER=cluster: expected child or shared"):
+        Settings.from_env({"CODEX_MCP_APP_SERVER": "cluster"})
