@@ -6,6 +6,7 @@ Lower layers never import higher ones, so each can be read and tested without wh
     codex_probe     running Codex to learn about it: no sessions, backends, server, resources, state
     wire            the only importer of `_generated`
     state           storage: no sessions, no backends
+    service         the shared Codex service (keeper, attach): no sessions, server or resources
     resources       what the server publishes: no sessions (the catalog takes a Protocol)
     server          MCP: no backends (it drives Codex through sessions)
 
@@ -33,6 +34,7 @@ _EVERY_LAYER: Final = frozenset(
 FORBIDDEN: Final[dict[str, frozenset[str]]] = {
     "server": frozenset({"backends"}),
     "state": frozenset({"sessions", "backends"}),
+    "service": frozenset({"sessions", "server", "resources"}),
     "resources": frozenset({"sessions"}),
     "proc": _EVERY_LAYER - {"proc"},
     "codex_probe": frozenset({"sessions", "backends", "server", "resources", "state"}),
