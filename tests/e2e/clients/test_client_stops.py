@@ -32,11 +32,13 @@ import anyio
 import pytest
 from anyio.abc import Process
 
+from codex_mcp.proc import proc_tree
+from codex_mcp.service.layout import SERVICE_VARIABLE, service_key
 from tests.e2e.client import server_env
 from tests.e2e.processes import live_processes_with_env
 from tests.e2e.raw_client import RawClient
 from tests.harness.codex_env import CodexEnv
-from tests.harness.scenarios import PLAIN_TEXT
+from tests.harness.scenarios import PLAIN_TEXT, SLOW_TEXT_PREFIX
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
 
@@ -108,10 +110,10 @@ async def replay(process: Process, sequence: StopSequence) -> Stopped:
     return Stopped(returncode, seconds, sent)
 
 
-async def _start(codex_env: CodexEnv, stderr: BinaryIO) -> RawClient:
+async def _start(codex_env: CodexEnv, stderr: BinaryIO, extra: dict[str, str] | None = None) -> RawClient:
     process = await anyio.open_process(
         [sys.executable, "-m", "codex_mcp"],
-        env=server_env(codex_env),
+        env=server_env(codex_env, extra),
         cwd=codex_env.workspace,
         stderr=stderr,
         start_new_session=True,
@@ -229,5 +231,76 @@ async def test_a_busy_server_exits_0_on_the_clients_signals_and_the_cut_turn_con
     assert signal.SIGKILL not in stopped.sent
     assert left == []
     assert status == ("error", "client_stopped")  # the cut turn ended, and says why
+    assert reply["status"] == "idle"
+    assert reply["result"]["text"] == PLAIN_TEXT
+
+
+SHARED: Final = {"CODEX_MCP_APP_SERVER": "shared", "CODEX_MCP_SERVICE_IDLE_MS": "1500"}
+
+
+def _service(codex_env: CodexEnv) -> proc_tree.ProcessSnapshot:
+    key = service_key(codex_env.binary, str(codex_env.codex_home), ())
+    return proc_tree.tagged(f"{SERVICE_VARIABLE}={key}".encode())
+
+
+@pytest.mark.parametrize("sequence", [CLAUDE_CODE, CODEX], ids=lambda s: s.client)
+async def test_on_the_shared_service_a_turn_outlives_the_clients_stop_and_the_next_server_has_its_result(
+    codex_env: CodexEnv, tmp_path: Path, sequence: StopSequence
+) -> None:
+    with (tmp_path / "server.log").open("wb") as stderr, anyio.fail_after(TEST_BOUND_S):
+        try:
+            client = await _start(codex_env, stderr, SHARED)
+            started = await _call(
+                client,
+                "codex",
+                {"prompt": "scenario:slow take long", "approvalPolicy": "never", "sandbox": "read-only"},
+            )
+            first = await _call(client, "codex_check", {"action": "poll", "sessionId": started["sessionId"]})
+            stopped = await replay(client.process, sequence)
+            service_after_stop = bool(_service(codex_env))
+            later = await _start(codex_env, stderr, SHARED)
+            try:
+                polls: list[dict[str, Any]] = []
+                cursor = first["nextCursor"]
+                while not polls or polls[-1]["status"] == "running":
+                    polls.append(
+                        await _call(
+                            later,
+                            "codex_check",
+                            {
+                                "action": "poll",
+                                "sessionId": started["sessionId"],
+                                "cursor": cursor,
+                                "maxEvents": 500,
+                                "pollOptions": {"waitMs": 5000},
+                            },
+                        )
+                    )
+                    cursor = polls[-1]["nextCursor"]
+                reply = await _call(
+                    later,
+                    "codex_reply",
+                    {
+                        "sessionId": started["sessionId"],
+                        "prompt": "scenario:plain go on",
+                        "waitForResult": 30000,
+                    },
+                )
+            finally:
+                assert later.process.stdin is not None
+                await later.process.stdin.aclose()
+                await later.process.wait()
+            with anyio.fail_after(30):
+                while _service(codex_env):  # noqa: ASYNC110 - /proc has nothing to wait on
+                    await anyio.sleep(0.1)
+        finally:
+            proc_tree.signal_all(_service(codex_env), signal.SIGKILL)
+            _kill_all(codex_env)
+    assert stopped.returncode == 0, stopped
+    assert service_after_stop, "the service went with the server the client stopped"
+    end = polls[-1]
+    assert end["status"] == "idle", end
+    assert end["result"]["status"] == "completed"  # the turn went on: its real end, not client_stopped
+    assert end["result"]["text"].startswith(SLOW_TEXT_PREFIX)
     assert reply["status"] == "idle"
     assert reply["result"]["text"] == PLAIN_TEXT
