@@ -22,6 +22,7 @@ CLIENT_METHODS: tuple[str, ...] = (
     "thread/fork",
     "thread/read",
     "thread/loaded/list",
+    "thread/unsubscribe",
     "turn/start",
     "turn/steer",
     "turn/interrupt",

@@ -77,17 +77,21 @@ def resolve_codex(env: dict[str, str] | None = None) -> CodexExecutable:
     )
 
 
-def _env_ms(name: str, default_ms: int, env: dict[str, str]) -> float:
+def _env_positive(name: str, default: int, env: dict[str, str], unit: str = "a whole number") -> int:
     raw = env.get(name, "").strip()
     if not raw:
-        return default_ms / 1000
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise CodexMcpError("INVALID_ARGUMENT", f"{name}={raw}: expected milliseconds") from None
+        raise CodexMcpError("INVALID_ARGUMENT", f"{name}={raw}: expected {unit}") from None
     if value <= 0:
         raise CodexMcpError("INVALID_ARGUMENT", f"{name}={raw}: must be positive")
-    return value / 1000
+    return value
+
+
+def _env_ms(name: str, default_ms: int, env: dict[str, str]) -> float:
+    return _env_positive(name, default_ms, env, "milliseconds") / 1000
 
 
 def default_state_dir(env: dict[str, str]) -> Path:
@@ -142,6 +146,9 @@ class Settings:
     app_server: AppServerPlacement = "child"
     # Seconds a shared service with nobody attached and no turn running stays up.
     service_idle_s: float = 10 * 60.0
+    # A Codex app-server grown past this many MiB is replaced by a fresh one once no turn runs on
+    # it (its threads resume there on demand): Codex never gives back what past threads took.
+    app_server_max_rss_mb: float = 2048.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -158,6 +165,7 @@ class Settings:
             nesting=NestingPolicy.from_env(environ),
             app_server=_placement(environ),
             service_idle_s=_env_ms("CODEX_MCP_SERVICE_IDLE_MS", 10 * 60_000, environ),
+            app_server_max_rss_mb=_env_positive("CODEX_MCP_APP_SERVER_MAX_RSS_MB", 2048, environ),
             ttl=Lifetimes(
                 idle_s=_env_ms("CODEX_MCP_IDLE_TTL_MS", 30 * 60_000, environ),
                 running_s=_env_ms("CODEX_MCP_RUNNING_TTL_MS", 4 * 3_600_000, environ),

@@ -75,6 +75,8 @@ class FakeBackend:
     closed: bool = False
     outlives_us: bool = False
     reattached: list[str] = field(default_factory=lambda: [])
+    forgotten: list[str] = field(default_factory=lambda: [])
+    busy_keys: list[set[str]] = field(default_factory=lambda: [])
     # thread id -> the turn as Codex ended it while no server was attached
     ended_while_away: dict[str, Json] = field(default_factory=lambda: {})
     codex_gone: bool = False
@@ -99,6 +101,12 @@ class FakeBackend:
         self.reattached.append(session.thread_id)
         ended = self.ended_while_away.get(session.thread_id)
         return Reattached(ended, running=ended is None)
+
+    async def forget(self, session: Session) -> None:
+        self.forgotten.append(session.thread_id)
+
+    def maintain(self, busy_keys: set[str]) -> None:
+        self.busy_keys.append(busy_keys)
 
     async def warm_up(self) -> None:
         return None

@@ -125,3 +125,10 @@ def test_the_app_server_placement_defaults_to_a_child_and_a_bad_one_names_the_va
     assert (shared.app_server, shared.service_idle_s) == ("shared", 2.5)
     with pytest.raises(CodexMcpError, match="CODEX_MCP_APP_SERVER=cluster: expected child or shared"):
         Settings.from_env({"CODEX_MCP_APP_SERVER": "cluster"})
+
+
+def test_the_app_server_memory_bound_is_read_in_mib_and_a_bad_one_names_the_variable() -> None:
+    assert Settings.from_env({}).app_server_max_rss_mb == 2048
+    assert Settings.from_env({"CODEX_MCP_APP_SERVER_MAX_RSS_MB": "512"}).app_server_max_rss_mb == 512
+    with pytest.raises(CodexMcpError, match="CODEX_MCP_APP_SERVER_MAX_RSS_MB=lots: expected a whole number"):
+        Settings.from_env({"CODEX_MCP_APP_SERVER_MAX_RSS_MB": "lots"})

@@ -2651,6 +2651,15 @@ class ThreadUnarchivedServerNotification(WireModel):
     params: ThreadUnarchivedNotification
 
 
+class ThreadUnsubscribeParams(WireModel):
+    thread_id: Annotated[str, Field(alias="threadId")]
+
+
+ThreadUnsubscribeStatus = TypeAliasType(
+    "ThreadUnsubscribeStatus", Literal["notLoaded", "notSubscribed", "unsubscribed"]
+)
+
+
 class TmpdirFileSystemSpecialPath(WireModel):
     kind: Literal["tmpdir"]
 
@@ -4459,6 +4468,10 @@ ThreadUnreadPosition = TypeAliasType(
         Field(discriminator="type"),
     ],
 )
+
+
+class ThreadUnsubscribeResponse(WireModel):
+    status: ThreadUnsubscribeStatus
 
 
 class ToolRequestUserInputParams(WireModel):

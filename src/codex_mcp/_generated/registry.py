@@ -158,6 +158,7 @@ CLIENT_REQUESTS: Final[dict[str, tuple[Any, Any]]] = {
     "thread/start": (app.ThreadStartParams, app.ThreadStartResponse),
     "thread/resume": (app.ThreadResumeParams, app.ThreadResumeResponse),
     "thread/fork": (app.ThreadForkParams, app.ThreadForkResponse),
+    "thread/unsubscribe": (app.ThreadUnsubscribeParams, app.ThreadUnsubscribeResponse),
     "thread/backgroundTerminals/clean": (
         app.ThreadBackgroundTerminalsCleanParams,
         app.ThreadBackgroundTerminalsCleanResponse,

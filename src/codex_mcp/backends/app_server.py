@@ -188,6 +188,11 @@ class AppServerConnection:
     # --- state --------------------------------------------------------------------------------
 
     @property
+    def busy(self) -> bool:
+        """Whether one of our requests waits for its answer."""
+        return bool(self._pending)
+
+    @property
     def closed(self) -> bool:
         """True once the child is gone or the connection was closed."""
         return self._exit_reason is not None

@@ -126,3 +126,12 @@ def tagged_any(entries: set[bytes]) -> ProcessSnapshot:
         if not entries.isdisjoint(environ.split(b"\0")):
             found[pid] = info.start
     return found
+
+
+def rss_bytes(pid: int) -> int | None:
+    """The resident memory of ``pid`` in bytes, or None if it is gone or ``/proc`` is unavailable."""
+    try:
+        resident_pages = int((_PROC / str(pid) / "statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")

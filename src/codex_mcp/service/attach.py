@@ -48,6 +48,8 @@ class SharedService:
     codex_argv: list[str]
     env: dict[str, str]
     idle_s: float
+    # The keeper replaces a Codex grown past this many MiB once no turn runs on it (None: never).
+    max_rss_mb: float | None = None
     start_timeout_s: float = START_TIMEOUT_S
     _attached: int | None = field(default=None, init=False)
 
@@ -89,7 +91,9 @@ class SharedService:
                 await self._stop_wedged()
             spawned = None
             if not is_held(self.layout.keeper_lock):
-                spawned = keeper.start_detached(self.layout, self.codex_argv, self.env, self.idle_s)
+                spawned = keeper.start_detached(
+                    self.layout, self.codex_argv, self.env, self.idle_s, self.max_rss_mb
+                )
                 logger.info("started the shared codex service %s (keeper pid %d)", self.layout.key, spawned)
             if not await self._wait_healthy(spawned):
                 raise CodexMcpError(

@@ -118,32 +118,59 @@ def _stop_tree(codex: anyio.abc.Process) -> None:
             time.sleep(0.05)
 
 
-async def keep(layout: ServiceLayout, argv: list[str], idle_s: float) -> int:
+class _Codex:
+    """The service's `codex app-server`: started, stopped, and started again when recycled."""
+
+    def __init__(self, layout: ServiceLayout, argv: list[str]) -> None:
+        self._layout = layout
+        self._argv = argv
+        self.process: anyio.abc.Process | None = None
+
+    async def start(self) -> anyio.abc.Process:
+        _remove_socket(self._layout)
+        with self._layout.log.open("ab") as log:
+            process = await anyio.open_process(
+                [*self._argv, "app-server", "--listen", self._layout.url],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        self.process = process
+        info = {
+            "keeperPid": os.getpid(),
+            "codexPid": process.pid,
+            "argv": self._argv,
+            "startedAt": time.time(),
+        }
+        write_json_atomic(self._layout.info, info)
+        logger.info(
+            "service %s: codex app-server pid %d on %s", self._layout.key, process.pid, self._layout.url
+        )
+        return process
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            with anyio.CancelScope(shield=True):
+                _stop_tree(process)
+                await process.aclose()
+
+
+async def keep(
+    layout: ServiceLayout, argv: list[str], idle_s: float, max_rss_bytes: int | None = None
+) -> int:
     """Run the service until it is idle, stopped, or Codex exits; the exit status."""
     lock = try_exclusive(layout.keeper_lock)
     if lock is None:
         logger.info("another keeper runs service %s", layout.key)
         return 0
+    codex = _Codex(layout, argv)
     try:
-        _remove_socket(layout)
-        with layout.log.open("ab") as log:
-            codex = await anyio.open_process(
-                [*argv, "app-server", "--listen", layout.url],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        write_json_atomic(
-            layout.info,
-            {"keeperPid": os.getpid(), "codexPid": codex.pid, "argv": argv, "startedAt": time.time()},
-        )
-        logger.info("service %s: codex app-server pid %d on %s", layout.key, codex.pid, layout.url)
+        await codex.start()
         try:
-            return await _watch(layout, codex, idle_s)
+            return await _watch(layout, codex, idle_s, max_rss_bytes)
         finally:
-            with anyio.CancelScope(shield=True):
-                _stop_tree(codex)
-                await codex.aclose()
+            await codex.stop()
     finally:
         _remove_socket(layout)
         with contextlib.suppress(OSError):
@@ -151,7 +178,27 @@ async def keep(layout: ServiceLayout, argv: list[str], idle_s: float) -> int:
         os.close(lock)
 
 
-async def _watch(layout: ServiceLayout, codex: anyio.abc.Process, idle_s: float) -> int:
+async def _recycle_if_grown(layout: ServiceLayout, codex: _Codex, max_rss_bytes: int | None) -> None:
+    """Replace a Codex grown past `max_rss_bytes` by a fresh one, once it says no turn runs: the
+    servers' connections drop and they resume their threads on the new one as they need them."""
+    process = codex.process
+    if max_rss_bytes is None or process is None:
+        return
+    rss = proc_tree.rss_bytes(process.pid)
+    if rss is None or rss <= max_rss_bytes or await turns_running(layout) is not False:
+        return
+    logger.info(
+        "service %s: recycling codex pid %d: %d MiB resident, over the bound of %d MiB",
+        layout.key,
+        process.pid,
+        rss // 2**20,
+        max_rss_bytes // 2**20,
+    )
+    await codex.stop()
+    await codex.start()
+
+
+async def _watch(layout: ServiceLayout, codex: _Codex, idle_s: float, max_rss_bytes: int | None) -> int:
     idle_since: float | None = None
     unanswered = 0
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -167,11 +214,14 @@ async def _watch(layout: ServiceLayout, codex: anyio.abc.Process, idle_s: float)
             tg.start_soon(on_signal)
             try:
                 while not stopped.is_set():
-                    if codex.returncode is not None:
-                        logger.warning("service %s: codex exited with %s", layout.key, codex.returncode)
+                    process = codex.process
+                    if process is None or process.returncode is not None:
+                        returncode = None if process is None else process.returncode
+                        logger.warning("service %s: codex exited with %s", layout.key, returncode)
                         return 1
                     if is_held(layout.attach_lock):
                         idle_since = None
+                        await _recycle_if_grown(layout, codex, max_rss_bytes)
                     elif idle_since is None:
                         idle_since = time.monotonic()
                     elif time.monotonic() - idle_since >= idle_s:
@@ -189,9 +239,15 @@ async def _watch(layout: ServiceLayout, codex: anyio.abc.Process, idle_s: float)
     return 0
 
 
-def start_detached(layout: ServiceLayout, argv: list[str], env: dict[str, str], idle_s: float) -> int:
+def start_detached(
+    layout: ServiceLayout,
+    argv: list[str],
+    env: dict[str, str],
+    idle_s: float,
+    max_rss_mb: float | None = None,
+) -> int:
     """Start the keeper of `layout` in a session of its own; its pid. It outlives us."""
-    order = json.dumps({"root": str(layout.root), "argv": argv, "idleS": idle_s})
+    order = json.dumps({"root": str(layout.root), "argv": argv, "idleS": idle_s, "maxRssMb": max_rss_mb})
     log = os.open(layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         actions = [
@@ -212,7 +268,9 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s keeper %(message)s")
     order: dict[str, Any] = json.loads(argv[0])
     layout = ServiceLayout(Path(order["root"]))
-    return anyio.run(keep, layout, [str(a) for a in order["argv"]], float(order["idleS"]))
+    max_rss_mb = order.get("maxRssMb")
+    max_rss_bytes = int(float(max_rss_mb) * 2**20) if max_rss_mb is not None else None
+    return anyio.run(keep, layout, [str(a) for a in order["argv"]], float(order["idleS"]), max_rss_bytes)
 
 
 if __name__ == "__main__":

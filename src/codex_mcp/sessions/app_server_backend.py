@@ -57,8 +57,10 @@ class AppServerBackend:
         env: dict[str, str] | None,
         ledger: SpawnLedger | None,
         service: SharedService | None = None,
+        max_rss_mb: float | None = None,
     ) -> None:
         self._service = service
+        self._max_rss_bytes = None if max_rss_mb is None else int(max_rss_mb * 2**20)
         self._mode = mode
         self._guard = guard
         self._request_timeout_s = request_timeout_s
@@ -119,6 +121,22 @@ class AppServerBackend:
             connection, calls.thread_read(thread_id=session.thread_id, include_turns=True)
         )
         return Reattached(calls.last_turn(read.thread), running=calls.is_active(read.thread))
+
+    async def forget(self, session: Session) -> None:
+        connection = self._children.live(session.connection_key)
+        if connection is None or not self._children.has_loaded(session.connection_key, session.thread_id):
+            return
+        self._children.unloaded(session.connection_key, session.thread_id)
+        with anyio.move_on_after(ANSWER_TIMEOUT_S):
+            try:
+                await connection.call(
+                    calls.thread_unsubscribe(thread_id=session.thread_id), timeout_s=ANSWER_TIMEOUT_S
+                )
+            except (AppServerRequestError, AppServerClosedError, CodexMcpError):
+                logger.info("could not unsubscribe thread %s", session.thread_id, exc_info=True)
+
+    def maintain(self, busy_keys: set[str]) -> None:
+        self._children.recycle_grown(self._max_rss_bytes, busy_keys)
 
     async def warm_up(self) -> None:
         await self._connection(self._key)

@@ -122,6 +122,15 @@ class Backend(Protocol):
         only): its thread resumed here, and its last turn as Codex has it now."""
         ...
 
+    async def forget(self, session: Session) -> None:
+        """`session` is forgotten: let Codex unload its thread (bounded, never raises)."""
+        ...
+
+    def maintain(self, busy_keys: set[str]) -> None:
+        """Periodic upkeep, told which connection keys have turns running (e.g. recycle a Codex
+        process grown past its memory bound that runs none)."""
+        ...
+
     async def warm_up(self) -> None:
         """Start now what the next session will need (a Codex process), so it does not wait for it."""
         ...

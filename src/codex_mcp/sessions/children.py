@@ -21,6 +21,7 @@ from codex_mcp import __version__
 from codex_mcp.backends.app_server import AppServerConnection, connect_app_server, open_app_server
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.proc import proc_tree
 from codex_mcp.service.attach import SharedService
 from codex_mcp.sessions.backend import BackendEvents
 from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
@@ -40,6 +41,8 @@ class _Child:
     connection: AppServerConnection
     # Threads this process has loaded (started, forked or resumed); others need `thread/resume`.
     threads: set[str] = field(default_factory=set[str])
+    # Cancelled to retire the child (it is then stopped as at shutdown).
+    lifetime: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 class ChildPool:
@@ -98,6 +101,32 @@ class ChildPool:
         child = self._children.get(key)
         return child is not None and thread_id in child.threads
 
+    def unloaded(self, key: str, thread_id: str) -> None:
+        """Note that the live child of `key` no longer holds `thread_id` for us."""
+        child = self._children.get(key)
+        if child is not None:
+            child.threads.discard(thread_id)
+
+    def recycle_grown(self, max_rss_bytes: int | None, busy_keys: set[str]) -> None:
+        """Retire the children grown past `max_rss_bytes` that run no turn and wait on no request;
+        the next call for their key starts a fresh child, which resumes threads as they are needed.
+        (The shared service is its keeper's to recycle: other servers' turns run there.)"""
+        if max_rss_bytes is None or self._service is not None:
+            return
+        for key, child in list(self._children.items()):
+            pid = child.connection.pid
+            rss = None if pid is None else proc_tree.rss_bytes(pid)
+            if rss is None or rss <= max_rss_bytes or key in busy_keys or child.connection.busy:
+                continue
+            logger.info(
+                "recycling codex app-server pid %s: %d MiB resident, over the bound of %d MiB",
+                pid,
+                rss // 2**20,
+                max_rss_bytes // 2**20,
+            )
+            del self._children[key]
+            child.lifetime.cancel()
+
     def loaded(self, key: str, thread_id: str) -> None:
         """Note that the live child of `key` has loaded `thread_id`."""
         child = self._children.get(key)
@@ -133,9 +162,14 @@ class ChildPool:
         # This task's own context: the child it spawns is recorded.
         SPAWN_LEDGER.set(self._ledger)
         async with await self._open(key) as connection:
-            self._children[key] = _Child(connection)
+            child = self._children[key] = _Child(connection)
             task_status.started(connection)
-            await connection.wait_closed()
+            try:
+                with child.lifetime:
+                    await connection.wait_closed()
+            finally:
+                if self._children.get(key) is child:
+                    del self._children[key]
 
     def _closed(self, key: str, reason: str, stderr_tail: str) -> None:
         self._children.pop(key, None)

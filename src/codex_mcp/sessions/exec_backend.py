@@ -76,6 +76,12 @@ class ExecBackend:
     async def reattach(self, session: Session) -> Reattached:
         raise AssertionError("exec turns never outlive their server")
 
+    async def forget(self, session: Session) -> None:
+        return None  # no process keeps an exec thread
+
+    def maintain(self, busy_keys: set[str]) -> None:
+        return None  # each turn's process ends with it
+
     async def warm_up(self) -> None:
         return None  # each turn is its own `codex exec`
 

@@ -110,6 +110,7 @@ class SessionManager:
                     env=child_env,
                     ledger=store,
                     service=_shared_service(codex, settings, store),
+                    max_rss_mb=settings.app_server_max_rss_mb,
                 ),
                 lambda: ExecBackend(
                     task_group, str(codex.path), self, guard=self._guarded, env=child_env, ledger=store
@@ -302,6 +303,12 @@ class SessionManager:
                     self._tg.start_soon(self._give_up_reconnecting, session)
                     session.reconnecting_since = None
                 self._apply_ttl(session, now)
+            busy = {
+                s.connection_key
+                for s in self._sessions.values()
+                if s.status in ("running", "waiting_approval")
+            }
+            self._backends.assumed.maintain(busy)
 
     def _apply_ttl(self, session: Session, now: float) -> None:
         """Cancel sessions idle or running too long (warning once first); forget finished ones."""
@@ -348,6 +355,7 @@ class SessionManager:
             session.forgotten = True
             self._persister.write(session)
             self._persister.forget(session.session_id)
+        self._tg.start_soon(self._backends.assumed.forget, session)
 
     async def _give_up_reconnecting(self, session: Session) -> None:
         turn_id = session.active_turn_id
@@ -707,5 +715,9 @@ def _shared_service(
     key = service_key(codex.path, str(codex_home()), ())
     env = {k: v for k, v in store.child_environment().items() if k != RUN_VARIABLE} | {SERVICE_VARIABLE: key}
     return SharedService(
-        ServiceLayout.under(store.root, key), [str(codex.path)], env, idle_s=settings.service_idle_s
+        ServiceLayout.under(store.root, key),
+        [str(codex.path)],
+        env,
+        idle_s=settings.service_idle_s,
+        max_rss_mb=settings.app_server_max_rss_mb,
     )

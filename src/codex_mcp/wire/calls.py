@@ -167,3 +167,11 @@ def last_turn(thread: app.Thread) -> dict[str, Any] | None:
     """The last turn `thread/read` gave of `thread`, as Codex sent it (the form events show)."""
     turns = thread.turns or []
     return turns[-1].model_dump(mode="json", by_alias=True, exclude_unset=True) if turns else None
+
+
+def thread_unsubscribe(*, thread_id: str) -> ClientCall[app.ThreadUnsubscribeResponse]:
+    """`thread/unsubscribe`: this connection no longer follows the thread (Codex may unload it)."""
+    fields = {"threadId": thread_id}
+    return _call(
+        methods.THREAD_UNSUBSCRIBE, app.ThreadUnsubscribeParams, app.ThreadUnsubscribeResponse, fields
+    )

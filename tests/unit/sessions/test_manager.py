@@ -350,3 +350,17 @@ async def test_an_approval_that_expired_while_no_server_was_attached_is_declined
             )
     finally:
         store.close()
+
+
+async def test_a_forgotten_session_lets_codex_unload_its_thread_and_upkeep_hears_the_busy_keys() -> None:
+    async with open_on_fake() as (manager, fake):
+        running = await _start(manager)
+        gone = await _start(manager)
+        await manager.cancel(gone.session_id)
+        matched, _ = manager.clean(["cancelled"], None, dry_run=False, include_disk=False)
+        assert matched == [gone.session_id]
+        await wait_until(lambda: bool(fake.forgotten), timeout_s=STEP_BOUND_S, what="the unsubscribe")
+        assert fake.forgotten == [gone.thread_id]
+        # The watchdog (once a second) tells the backend which keys still run turns.
+        await wait_until(lambda: bool(fake.busy_keys), timeout_s=STEP_BOUND_S, what="the upkeep")
+        assert fake.busy_keys[-1] == {running.connection_key}
