@@ -180,9 +180,8 @@ def main() -> int:
     print(f"| sessions ended as expected | {result['sessions']} of {args.sessions} |")
     print(f"| tool calls | {result['calls']} |")
     print(f"| failures | {len(result['failures'])} |")
-    print(
-        f"| service RSS, max / median / last | {max(rss, default=0):.0f} / {statistics.median(rss) if rss else 0:.0f} / {rss[-1] if rss else 0:.0f} MiB |"
-    )
+    peak, middle, last = max(rss, default=0), statistics.median(rss) if rss else 0, rss[-1] if rss else 0
+    print(f"| service RSS, max / median / last | {peak:.0f} / {middle:.0f} / {last:.0f} MiB |")
     print(f"| memory bound | {args.max_rss_mb} MiB |")
     print(f"| recycles in the keeper's log | {result['recycles']} |")
     print(f"| wall time | {result['seconds']:.0f} s |")
