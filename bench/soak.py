@@ -3,7 +3,9 @@
     .venv/bin/python bench/soak.py [--sessions N] [--concurrency N] [--max-rss-mb N]
 
 One codex-mcp server over stdio (a real MCP client) with CODEX_MCP_APP_SERVER=shared and the given
-memory bound runs N sessions, `--concurrency` at a time, against the real pinned Codex and the
+memory bound runs N sessions in waves of `--concurrency`, with `--pause-s` between waves (a
+grown service is recycled only when no turn runs: under load without a pause it waits), against the
+real pinned Codex and the
 scripted mock model. Each session does one of (in turn): a plain turn and a reply; a shell command
 whose approval is accepted; a slow turn that is interrupted, then a reply; a turn, a fork and a reply
 on the fork. Every session must end idle with the expected answer: a recycle that disturbed one
@@ -134,22 +136,23 @@ async def soak(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         try:
             async with running_server(codex_env, env) as mcp, anyio.create_task_group() as tg:
                 tg.start_soon(sample)
-                limiter = anyio.CapacityLimiter(args.concurrency)
 
                 async def run(index: int) -> None:
-                    async with limiter:
-                        try:
-                            calls = await one_session(mcp, index)
-                            done["calls"] += calls
-                            done["sessions"] += 1
-                        except Exception as exc:
-                            failures.append(f"session {index}: {exc!r}"[:300])
-                        if (done["sessions"] + len(failures)) % 100 == 0:
-                            log(f"{done['sessions']} sessions, {len(failures)} failures, RSS {samples[-1:]}")
+                    try:
+                        calls = await one_session(mcp, index)
+                        done["calls"] += calls
+                        done["sessions"] += 1
+                    except Exception as exc:
+                        failures.append(f"session {index}: {exc!r}"[:300])
 
-                async with anyio.create_task_group() as sessions:
-                    for index in range(args.sessions):
-                        sessions.start_soon(run, index)
+                for wave in range(0, args.sessions, args.concurrency):
+                    async with anyio.create_task_group() as sessions:
+                        for index in range(wave, min(wave + args.concurrency, args.sessions)):
+                            sessions.start_soon(run, index)
+                    if wave % 100 < args.concurrency:
+                        log(f"{done['sessions']} sessions, {len(failures)} failures, RSS {samples[-1:]}")
+                    # A user's pause between bursts: the quiet moment a grown service is recycled in.
+                    await anyio.sleep(args.pause_s)
                 tg.cancel_scope.cancel()
         finally:
             log_text = layout.log.read_text(errors="replace") if layout.log.exists() else ""
@@ -171,6 +174,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-rss-mb", type=int, default=400)
+    parser.add_argument("--pause-s", type=float, default=1.5, help="pause between waves of sessions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="codex-mcp-soak-") as root:
         result = anyio.run(soak, Path(root), args)
