@@ -7,7 +7,7 @@ import sys
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 from anyio.abc import Process
@@ -51,6 +51,32 @@ class RawClient:
         )
         assert "result" in init
         await self.send({"method": "notifications/initialized"})
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A successful tool call's structuredContent."""
+        response = await self.request("tools/call", {"name": tool, "arguments": arguments})
+        result = response["result"]
+        assert not result.get("isError"), result
+        structured: dict[str, Any] = result["structuredContent"]
+        return structured
+
+
+async def start_raw_server(
+    env: Mapping[str, str], cwd: Path, stderr: BinaryIO, *, own_session: bool = False
+) -> RawClient:
+    """`python -m codex_mcp` started by hand (its stderr to `stderr`; in a session of its own when
+    `own_session`, as a client that signals its process group runs it), after the MCP handshake:
+    a server a test may signal or kill."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "codex_mcp"],
+        env=dict(env),
+        cwd=cwd,
+        stderr=stderr,
+        start_new_session=own_session,
+    )
+    client = RawClient(process)
+    await client.initialize()
+    return client
 
 
 class LineWire:

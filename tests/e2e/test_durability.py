@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import stat
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +19,7 @@ import pytest
 
 from tests.e2e.client import McpServerUnderTest, codex_args, running_server, server_env
 from tests.e2e.processes import live_processes_with_env
-from tests.e2e.raw_client import RawClient
+from tests.e2e.raw_client import RawClient, start_raw_server
 from tests.harness.codex_env import CodexEnv
 from tests.harness.mock_model import MockModelServer
 from tests.harness.scenarios import (
@@ -71,23 +70,7 @@ async def _raw_server(
     codex_env: CodexEnv, stderr: BinaryIO, extra: dict[str, str] | None = None
 ) -> RawClient:
     """A server we can kill: started by hand, spoken to in raw JSON-RPC, initialised."""
-    process = await anyio.open_process(
-        [sys.executable, "-m", "codex_mcp"],
-        env=server_env(codex_env, extra),
-        cwd=codex_env.workspace,
-        stderr=stderr,
-    )
-    client = RawClient(process)
-    await client.initialize()
-    return client
-
-
-async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    response = await client.request("tools/call", {"name": tool, "arguments": arguments})
-    result = response["result"]
-    assert not result.get("isError"), result
-    structured: dict[str, Any] = result["structuredContent"]
-    return structured
+    return await start_raw_server(server_env(codex_env, extra), codex_env.workspace, stderr)
 
 
 def _holders(codex_env: CodexEnv) -> list[int]:
@@ -105,8 +88,7 @@ async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversati
     with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(90):
         first = await _raw_server(codex_env, stderr)
         process = first.process
-        started = await _call(
-            first,
+        started = await first.call(
             "codex",
             {
                 "prompt": "scenario:hold remember KESTREL, then run the command",
@@ -116,8 +98,8 @@ async def test_kill_9_mid_turn_then_restart_lists_the_session_and_the_conversati
         )
         session_id = started["sessionId"]
         await wait_until(lambda: bool(_holders(codex_env)), timeout_s=30, what="the held command")
-        before = await _call(
-            first, "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
+        before = await first.call(
+            "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
         )
         assert before["status"] == "running"
         # Events go to disk as they come; the cursor with the rest of meta.json a few times a second.
@@ -308,8 +290,7 @@ async def test_a_turn_the_drain_cut_short_comes_back_as_server_shutdown(
     with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(60):
         first = await _raw_server(codex_env, stderr, {"CODEX_MCP_DRAIN_TIMEOUT_MS": "300"})
         process = first.process
-        started = await _call(
-            first,
+        started = await first.call(
             "codex",
             {"prompt": "scenario:slow take long", "approvalPolicy": "never", "sandbox": "read-only"},
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,7 +18,7 @@ from codex_mcp.proc import proc_tree
 from codex_mcp.service.layout import SERVICE_VARIABLE, service_key
 from tests.e2e.client import running_server, server_env
 from tests.e2e.processes import live_processes_with_env
-from tests.e2e.raw_client import RawClient
+from tests.e2e.raw_client import RawClient, start_raw_server
 from tests.harness.codex_env import CodexEnv
 from tests.harness.scenarios import FINAL_AFTER_TOOL, SLOW_TEXT_PREFIX
 from tests.harness.waiting import wait_until
@@ -49,23 +48,7 @@ def _app_servers(codex_env: CodexEnv) -> list[int]:
 
 
 async def _raw_server(codex_env: CodexEnv, stderr: BinaryIO) -> RawClient:
-    process = await anyio.open_process(
-        [sys.executable, "-m", "codex_mcp"],
-        env=server_env(codex_env, SHARED),
-        cwd=codex_env.workspace,
-        stderr=stderr,
-    )
-    client = RawClient(process)
-    await client.initialize()
-    return client
-
-
-async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    response = await client.request("tools/call", {"name": tool, "arguments": arguments})
-    result = response["result"]
-    assert not result.get("isError"), result
-    structured: dict[str, Any] = result["structuredContent"]
-    return structured
+    return await start_raw_server(server_env(codex_env, SHARED), codex_env.workspace, stderr)
 
 
 def _pending_on_disk(codex_env: CodexEnv, session_id: str) -> list[str] | None:
@@ -95,14 +78,13 @@ async def test_a_turn_outlives_a_kill_9_of_its_server_and_the_next_server_shows_
 ) -> None:
     with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
         first = await _raw_server(codex_env, stderr)
-        started = await _call(
-            first,
+        started = await first.call(
             "codex",
             {"prompt": "scenario:slow keep going", "approvalPolicy": "never", "sandbox": "read-only"},
         )
         session_id = started["sessionId"]
-        before = await _call(
-            first, "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
+        before = await first.call(
+            "codex_check", {"action": "poll", "sessionId": session_id, "maxEvents": 500}
         )
         assert before["status"] == "running"
         await _killed_after(first)
@@ -111,20 +93,21 @@ async def test_a_turn_outlives_a_kill_9_of_its_server_and_the_next_server_shows_
     async with running_server(codex_env, SHARED) as mcp:
         listed = await mcp.call("codex_session", {"action": "list"})
         assert [s["sessionId"] for s in listed["sessions"]] == [session_id]
+        # From the cursor the killed server's client had: every event from there to the end.
+        from_cursor = {
+            "action": "poll",
+            "sessionId": session_id,
+            "cursor": before["nextCursor"],
+            "maxEvents": 500,
+            "pollOptions": {"waitMs": 5000},
+        }
         with anyio.fail_after(60):
-            while True:
-                after = await mcp.call(
-                    "codex_check",
-                    {
-                        "action": "poll",
-                        "sessionId": session_id,
-                        "cursor": before["nextCursor"],
-                        "maxEvents": 500,
-                        "pollOptions": {"waitMs": 5000},
-                    },
-                )
-                if after["status"] != "running":
-                    break
+            after = await mcp.call("codex_check", from_cursor)
+            while after["status"] == "running":
+                after = await mcp.call("codex_check", from_cursor)
+        ids = [event["id"] for event in after["events"]]
+        assert ids == sorted(set(ids))
+        assert ids[0] == before["nextCursor"]
         assert after["status"] == "idle", after
         assert after["result"]["status"] == "completed"
         assert after["result"]["text"].startswith(SLOW_TEXT_PREFIX)
@@ -141,8 +124,7 @@ async def test_an_approval_pending_when_the_server_was_killed_is_answered_from_t
 ) -> None:
     with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
         first = await _raw_server(codex_env, stderr)
-        started = await _call(
-            first,
+        started = await first.call(
             "codex",
             {
                 "prompt": "scenario:shell make the file",
@@ -175,19 +157,7 @@ async def test_an_approval_pending_when_the_server_was_killed_is_answered_from_t
             },
         )
         assert answered["status"] in ("running", "idle")
-        with anyio.fail_after(60):
-            while True:
-                done = await mcp.call(
-                    "codex_check",
-                    {
-                        "action": "poll",
-                        "sessionId": session_id,
-                        "maxEvents": 500,
-                        "pollOptions": {"waitMs": 5000},
-                    },
-                )
-                if done["status"] != "running":
-                    break
+        done, _ = await mcp.run_to_end(session_id)
         assert done["status"] == "idle", done
         assert done["result"]["text"] == FINAL_AFTER_TOOL
     await _wait_stopped(codex_env)

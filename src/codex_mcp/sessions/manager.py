@@ -230,15 +230,19 @@ class SessionManager:
         """End every running turn (of the child `key`, or of all) as an error; cancel what it waits on."""
         for session in list(self._sessions.values()):
             if session.status in ("running", "waiting_approval") and key in (None, session.connection_key):
-                for request in list(session.pending.values()):
-                    self._requests.resolve(session, request, decision="cancel")
-                finish_turn(
-                    session,
-                    status="error",
-                    turn_id=session.active_turn_id,
-                    reason=reason,
-                    error_message=message,
-                )
+                self._fail_turn(session, reason, message)
+
+    def _cancel_pending(self, session: Session) -> None:
+        """Take every request `session` waits on out of its actions, as cancelled."""
+        for request in list(session.pending.values()):
+            self._requests.resolve(session, request, decision="cancel")
+
+    def _fail_turn(self, session: Session, reason: str, message: str) -> None:
+        """End `session`'s running turn as an error; cancel what it waits on."""
+        self._cancel_pending(session)
+        finish_turn(
+            session, status="error", turn_id=session.active_turn_id, reason=reason, error_message=message
+        )
 
     async def _drain(self, timeout_s: float) -> None:
         """Give running turns up to `timeout_s` to finish before their children are stopped."""
@@ -375,21 +379,13 @@ class SessionManager:
         try:
             found = await backend.reattach(session)
         except CodexMcpError as exc:
-            for request in list(session.pending.values()):
-                self._requests.resolve(session, request, decision="cancel")
-            finish_turn(
-                session,
-                status="error",
-                turn_id=session.active_turn_id,
-                reason="reattach_failed",
-                error_message=f"could not pick up this turn on the shared Codex service: {exc.message}",
-            )
+            message = f"could not pick up this turn on the shared Codex service: {exc.message}"
+            self._fail_turn(session, "reattach_failed", message)
         else:
             if found.turn is not None and session.status in ("running", "waiting_approval"):
                 if not found.running:
                     logger.info("session %s: its turn ended while no server was attached", session.session_id)
-                    for request in list(session.pending.values()):
-                        self._requests.resolve(session, request, decision="cancel")
+                    self._cancel_pending(session)
                 recover_turn(session, found.turn, running=found.running)
         session.buffer.notify()
 

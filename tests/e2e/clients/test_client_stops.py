@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from codex_mcp.proc import proc_tree
 from codex_mcp.service.layout import SERVICE_VARIABLE, service_key
 from tests.e2e.client import server_env
 from tests.e2e.processes import live_processes_with_env
-from tests.e2e.raw_client import RawClient
+from tests.e2e.raw_client import RawClient, start_raw_server
 from tests.harness.codex_env import CodexEnv
 from tests.harness.scenarios import PLAIN_TEXT, SLOW_TEXT_PREFIX
 
@@ -111,24 +110,8 @@ async def replay(process: Process, sequence: StopSequence) -> Stopped:
 
 
 async def _start(codex_env: CodexEnv, stderr: BinaryIO, extra: dict[str, str] | None = None) -> RawClient:
-    process = await anyio.open_process(
-        [sys.executable, "-m", "codex_mcp"],
-        env=server_env(codex_env, extra),
-        cwd=codex_env.workspace,
-        stderr=stderr,
-        start_new_session=True,
-    )
-    client = RawClient(process)
-    await client.initialize()
-    return client
-
-
-async def _call(client: RawClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    response = await client.request("tools/call", {"name": tool, "arguments": arguments})
-    result = response["result"]
-    assert not result.get("isError"), result
-    structured: dict[str, Any] = result["structuredContent"]
-    return structured
+    env = server_env(codex_env, extra)
+    return await start_raw_server(env, codex_env.workspace, stderr, own_session=True)
 
 
 def _ours(codex_env: CodexEnv) -> list[int]:
@@ -165,12 +148,11 @@ async def _recovered(
     reply's answer."""
     client = await _start(codex_env, stderr)
     try:
-        listed = await _call(client, "codex_session", {"action": "list"})
+        listed = await client.call("codex_session", {"action": "list"})
         status = next(s["status"] for s in listed["sessions"] if s["sessionId"] == session_id)
-        poll = await _call(client, "codex_check", {"action": "poll", "sessionId": session_id, "cursor": 0})
+        poll = await client.call("codex_check", {"action": "poll", "sessionId": session_id, "cursor": 0})
         reason = poll.get("result", {}).get("reason")
-        reply = await _call(
-            client,
+        reply = await client.call(
             "codex_reply",
             {"sessionId": session_id, "prompt": "scenario:plain go on", "waitForResult": 30000},
         )
@@ -188,8 +170,7 @@ async def test_an_idle_server_exits_0_on_the_clients_first_signal_and_its_sessio
     with (tmp_path / "server.log").open("wb") as stderr, anyio.fail_after(TEST_BOUND_S):
         async with _cleaned_up(codex_env):
             client = await _start(codex_env, stderr)
-            done = await _call(
-                client,
+            done = await client.call(
                 "codex",
                 {
                     "prompt": "scenario:plain hi",
@@ -217,8 +198,7 @@ async def test_a_busy_server_exits_0_on_the_clients_signals_and_the_cut_turn_con
     with (tmp_path / "server.log").open("wb") as stderr, anyio.fail_after(TEST_BOUND_S):
         async with _cleaned_up(codex_env):
             client = await _start(codex_env, stderr)
-            started = await _call(
-                client,
+            started = await client.call(
                 "codex",
                 {"prompt": "scenario:slow take long", "approvalPolicy": "never", "sandbox": "read-only"},
             )
@@ -250,12 +230,11 @@ async def test_on_the_shared_service_a_turn_outlives_the_clients_stop_and_the_ne
     with (tmp_path / "server.log").open("wb") as stderr, anyio.fail_after(TEST_BOUND_S):
         try:
             client = await _start(codex_env, stderr, SHARED)
-            started = await _call(
-                client,
+            started = await client.call(
                 "codex",
                 {"prompt": "scenario:slow take long", "approvalPolicy": "never", "sandbox": "read-only"},
             )
-            first = await _call(client, "codex_check", {"action": "poll", "sessionId": started["sessionId"]})
+            first = await client.call("codex_check", {"action": "poll", "sessionId": started["sessionId"]})
             stopped = await replay(client.process, sequence)
             service_after_stop = bool(_service(codex_env))
             later = await _start(codex_env, stderr, SHARED)
@@ -264,8 +243,7 @@ async def test_on_the_shared_service_a_turn_outlives_the_clients_stop_and_the_ne
                 cursor = first["nextCursor"]
                 while not polls or polls[-1]["status"] == "running":
                     polls.append(
-                        await _call(
-                            later,
+                        await later.call(
                             "codex_check",
                             {
                                 "action": "poll",
@@ -277,8 +255,7 @@ async def test_on_the_shared_service_a_turn_outlives_the_clients_stop_and_the_ne
                         )
                     )
                     cursor = polls[-1]["nextCursor"]
-                reply = await _call(
-                    later,
+                reply = await later.call(
                     "codex_reply",
                     {
                         "sessionId": started["sessionId"],
