@@ -34,6 +34,7 @@ _ENV_HELP = """environment:
   CODEX_MCP_APP_SERVER                 child | shared: turns on a Codex service that outlives us (child)
   CODEX_MCP_SERVICE_IDLE_MS            a shared service nobody uses stops after this long (600000)
   CODEX_MCP_APP_SERVER_MAX_RSS_MB      replace a Codex app-server grown past this, between turns (2048)
+  CODEX_MCP_HOSTS                      a TOML file of remote app-servers new sessions run on
   CODEX_MCP_IDLE_TTL_MS                cancel an idle session untouched this long (1800000: 30 min)
   CODEX_MCP_RUNNING_TTL_MS             cancel a running session with no activity this long (14400000: 4 h)
   CODEX_MCP_TERMINAL_TTL_MS            forget a cancelled or errored session after this long (300000: 5 min)

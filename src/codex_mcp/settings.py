@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.hosts import Host, load_hosts
 from codex_mcp.nesting import NestingPolicy
 
 # Codex names tried on PATH when neither CODEX_MCP_PATH nor CODEX_MCP_COMMAND is set.
@@ -94,6 +95,11 @@ def _env_ms(name: str, default_ms: int, env: dict[str, str]) -> float:
     return _env_positive(name, default_ms, env, "milliseconds") / 1000
 
 
+def _hosts(env: dict[str, str]) -> tuple[Host, ...]:
+    raw = env.get("CODEX_MCP_HOSTS", "").strip()
+    return load_hosts(Path(raw).expanduser().absolute()) if raw else ()
+
+
 def default_state_dir(env: dict[str, str]) -> Path:
     """CODEX_MCP_STATE_DIR, else ~/.codex-mcp/state."""
     raw = env.get("CODEX_MCP_STATE_DIR", "").strip()
@@ -149,6 +155,8 @@ class Settings:
     # A Codex app-server grown past this many MiB is replaced by a fresh one once no turn runs on
     # it (its threads resume there on demand): Codex never gives back what past threads took.
     app_server_max_rss_mb: float = 2048.0
+    # Remote app-servers new sessions run on (CODEX_MCP_HOSTS); none: sessions run here.
+    hosts: tuple[Host, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -166,6 +174,7 @@ class Settings:
             app_server=_placement(environ),
             service_idle_s=_env_ms("CODEX_MCP_SERVICE_IDLE_MS", 10 * 60_000, environ),
             app_server_max_rss_mb=_env_positive("CODEX_MCP_APP_SERVER_MAX_RSS_MB", 2048, environ),
+            hosts=_hosts(environ),
             ttl=Lifetimes(
                 idle_s=_env_ms("CODEX_MCP_IDLE_TTL_MS", 30 * 60_000, environ),
                 running_s=_env_ms("CODEX_MCP_RUNNING_TTL_MS", 4 * 3_600_000, environ),

@@ -93,7 +93,7 @@ class Service:
 
 
 @asynccontextmanager
-async def _service(codex_env: CodexEnv, listen: str, *options: str) -> AsyncGenerator[Service]:
+async def app_server_listening(codex_env: CodexEnv, listen: str, *options: str) -> AsyncGenerator[Service]:
     """Start the listener; yield once it answers; on exit stop it and all it started."""
     argv = codex_env.app_server_argv("--listen", listen, *options)
     async with open_child(argv, env=codex_env.env(), cwd=codex_env.workspace) as child:
@@ -162,7 +162,7 @@ async def test_over_the_unix_socket_a_turn_runs_and_the_peer_is_the_service_we_s
 ) -> None:
     recorder = Recorder()
     with anyio.fail_after(WAIT_S):
-        async with _service(codex_env, f"unix://{socket_path}") as service:
+        async with app_server_listening(codex_env, f"unix://{socket_path}") as service:
             async with _connect(service.url, recorder) as connection:
                 thread_id = await start_thread(connection, codex_env)
                 turn_id = await start_turn(connection, thread_id, "scenario:plain hi")
@@ -189,7 +189,7 @@ async def test_a_turn_goes_on_after_our_connection_closes_and_a_resume_on_a_new_
     mock_model.options = ScenarioOptions(slow_total_seconds=3.0, slow_chunks=6)
     first, second = Recorder(), Recorder()
     with anyio.fail_after(WAIT_S):
-        async with _service(codex_env, f"unix://{socket_path}") as service:
+        async with app_server_listening(codex_env, f"unix://{socket_path}") as service:
             async with _connect(service.url, first) as connection:
                 thread_id = await start_thread(connection, codex_env)
                 turn_id = await start_turn(connection, thread_id, "scenario:slow take your time")
@@ -214,7 +214,7 @@ async def test_a_pending_approval_is_replayed_with_its_id_to_the_next_connection
 ) -> None:
     first, second = Recorder(), Recorder()
     with anyio.fail_after(WAIT_S):
-        async with _service(codex_env, f"unix://{socket_path}") as service:
+        async with app_server_listening(codex_env, f"unix://{socket_path}") as service:
             async with _connect(service.url, first) as connection:
                 thread_id = await start_thread(
                     connection, codex_env, approvalPolicy="untrusted", sandbox="workspace-write"
@@ -242,7 +242,7 @@ async def test_a_killed_service_closes_the_connection_and_leaves_a_stale_socket_
 ) -> None:
     recorder = Recorder()
     with anyio.fail_after(WAIT_S):
-        async with _service(codex_env, f"unix://{socket_path}") as service:
+        async with app_server_listening(codex_env, f"unix://{socket_path}") as service:
             target = Path(os.readlink(socket_path))
             try:
                 async with _connect(service.url, recorder) as connection:
@@ -291,7 +291,7 @@ async def test_over_ws_the_right_token_runs_a_turn_a_wrong_one_is_a_401_that_nev
     recorder = Recorder()
     auth = ("--ws-auth", "capability-token", "--ws-token-file", str(token_file))
     with anyio.fail_after(WAIT_S):
-        async with _service(codex_env, "ws://127.0.0.1:0", *auth) as service:
+        async with app_server_listening(codex_env, "ws://127.0.0.1:0", *auth) as service:
             ready = await probe_ready(service.url)
             async with _connect(service.url, recorder, token=TOKEN) as connection:
                 thread_id = await start_thread(connection, codex_env)

@@ -2,7 +2,7 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 0da7c2f089422f40541f3a2d6426cb6a7a56610b1ab5d76a11beb00bcea33015
+# source: schemas/tools/codex.json sha256 2901fcb08d3f7df5c7e6e75fcd56bb848cf256526a25bb1702cd736b72e921db
 # source: schemas/tools/codex_check.json sha256 d6791c6ab5a99b6a34cd32d9cadacf026e5b6f62476a50f2fcf8ce386aae9d04
 # source: schemas/tools/codex_reply.json sha256 a234624fd1bc43996c8564cf6beeef5f3bdb0d5f36c6163e3b1996e233780294
 # source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9

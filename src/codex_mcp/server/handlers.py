@@ -143,6 +143,7 @@ async def codex(args: CodexInput, call: Call) -> CodexOutput:
         approval_timeout_s=(advanced.approval_timeout_ms or 60_000) / 1000 if advanced else 60.0,
         base_instructions=advanced.base_instructions if advanced else None,
         developer_instructions=advanced.developer_instructions if advanced else None,
+        host=advanced.host if advanced else None,
     )
     turn = TurnRequest(
         prompt=args.prompt,

@@ -21,6 +21,7 @@ from codex_mcp.backend_mode import BackendMode, ModeResolver
 from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.backends.process import SpawnLedger, kill_all_now
 from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError, codex_refused
+from codex_mcp.hosts import Host
 from codex_mcp.service.attach import SharedService
 from codex_mcp.sessions.backend import (
     BackendEvents,
@@ -58,6 +59,7 @@ class AppServerBackend:
         ledger: SpawnLedger | None,
         service: SharedService | None = None,
         max_rss_mb: float | None = None,
+        hosts: tuple[Host, ...] = (),
     ) -> None:
         self._service = service
         self._max_rss_bytes = None if max_rss_mb is None else int(max_rss_mb * 2**20)
@@ -65,7 +67,9 @@ class AppServerBackend:
         self._guard = guard
         self._request_timeout_s = request_timeout_s
         self._key = codex if service is None else f"service:{service.layout.key}"
-        self._children = ChildPool(task_group, codex, events, env=env, ledger=ledger, service=service)
+        self._children = ChildPool(
+            task_group, codex, events, env=env, ledger=ledger, service=service, hosts=hosts
+        )
 
     @property
     def name(self) -> BackendMode:
@@ -83,6 +87,8 @@ class AppServerBackend:
             CodexMcpError: APP_SERVER_START_FAILED when the child did not start (and this Codex has
                 an app-server, or may have).
         """
+        if key.startswith("host:"):
+            return await self._children.connection(key)  # another machine's: says nothing of ours
         try:
             connection = await self._children.connection(key)
         except CodexMcpError as exc:
@@ -141,8 +147,30 @@ class AppServerBackend:
     async def warm_up(self) -> None:
         await self._connection(self._key)
 
+    async def _placed(self, settings: ThreadSettings) -> tuple[str, AppServerConnection]:
+        """Where a new thread goes: the host it names, else the least busy host that answers, else
+        here; and the connection there. `settings.host` is set to the host chosen."""
+        if settings.host is not None:
+            key = f"host:{settings.host}"
+            return key, await self._connection(key)
+        keys = self._children.host_keys()
+        if not keys:
+            return self._key, await self._connection(self._key)
+        failed: CodexMcpError | None = None
+        for key in keys:
+            try:
+                connection = await self._connection(key)
+            except CodexMcpError as exc:
+                logger.warning("%s; placing the session on another host", exc.message)
+                failed = exc
+                continue
+            settings.host = key.removeprefix("host:")
+            return key, connection
+        assert failed is not None
+        raise CodexMcpError("APP_SERVER_START_FAILED", f"no host answered; the last: {failed.message}")
+
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
-        connection = await self._connection(self._key)
+        key, connection = await self._placed(settings)
         started = await self._call(
             connection,
             calls.thread_start(
@@ -157,8 +185,8 @@ class AppServerBackend:
                 ephemeral=settings.ephemeral,
             ),
         )
-        self._children.loaded(self._key, started.thread.id)
-        return StartedThread(started.thread.id, started.model)
+        self._children.loaded(key, started.thread.id)
+        return StartedThread(started.thread.id, started.model, key=key)
 
     async def _loaded(self, session: Session) -> AppServerConnection:
         """The live process that has the session's thread loaded, resuming it there if needed."""

@@ -44,6 +44,8 @@ class StartedThread:
 
     thread_id: str
     model: str | None = None
+    # The connection key the thread lives on, when not the backend's own (a remote host's).
+    key: str | None = None
 
 
 @dataclass(frozen=True)

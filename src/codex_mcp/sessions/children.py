@@ -21,6 +21,7 @@ from codex_mcp import __version__
 from codex_mcp.backends.app_server import AppServerConnection, connect_app_server, open_app_server
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.hosts import Host
 from codex_mcp.proc import proc_tree
 from codex_mcp.service.attach import SharedService
 from codex_mcp.sessions.backend import BackendEvents
@@ -57,7 +58,9 @@ class ChildPool:
         env: dict[str, str] | None,
         ledger: SpawnLedger | None,
         service: SharedService | None = None,
+        hosts: tuple[Host, ...] = (),
     ) -> None:
+        self._hosts = {host.key: host for host in hosts}
         self._tg = task_group
         self._codex = codex
         self._events = events
@@ -82,6 +85,9 @@ class ChildPool:
                 try:
                     connection: AppServerConnection = await self._tg.start(self._run, key)
                 except CodexMcpError as exc:
+                    host = self._hosts.get(key)
+                    if host is not None and not exc.message.startswith(f"host {host.name}:"):
+                        raise CodexMcpError(exc.code, f"host {host.name}: {exc.message}") from exc
                     if _BUSY_STATE_DB not in exc.message or attempt == _BUSY_START_ATTEMPTS:
                         raise
                     # Another Codex (another window's server) is initialising the same CODEX_HOME.
@@ -127,6 +133,10 @@ class ChildPool:
             del self._children[key]
             child.lifetime.cancel()
 
+    def host_keys(self) -> list[str]:
+        """The connection keys of the remote hosts, fewest loaded threads first (the least busy)."""
+        return sorted(self._hosts, key=lambda key: len(c.threads) if (c := self._children.get(key)) else 0)
+
     def loaded(self, key: str, thread_id: str) -> None:
         """Note that the live child of `key` has loaded `thread_id`."""
         child = self._children.get(key)
@@ -140,6 +150,11 @@ class ChildPool:
 
     async def _open(self, key: str) -> AbstractAsyncContextManager[AppServerConnection]:
         handler = _Router(key, self._events, self._request, self._closed)
+        host = self._hosts.get(key)
+        if host is not None:
+            return connect_app_server(
+                host.url, token=host.token(), handler=handler, client_version=__version__
+            )
         if self._service is not None:
             try:
                 url = await self._service.ensure()

@@ -111,6 +111,7 @@ class SessionManager:
                     ledger=store,
                     service=_shared_service(codex, settings, store),
                     max_rss_mb=settings.app_server_max_rss_mb,
+                    hosts=settings.hosts,
                 ),
                 lambda: ExecBackend(
                     task_group, str(codex.path), self, guard=self._guarded, env=child_env, ledger=store
@@ -260,8 +261,12 @@ class SessionManager:
     # --- inbound from Codex ------------------------------------------------------
 
     def on_closed(self, key: str, reason: str, stderr_tail: str) -> None:
-        """Fail the running turns of a child that exited; the next call starts a new child."""
-        message = f"codex app-server exited ({reason})"
+        """Fail the running turns of a child that exited (or a host that went away); the next call
+        starts a new child (or connects again)."""
+        host = key.removeprefix("host:") if key.startswith("host:") else None
+        message = (
+            f"codex app-server exited ({reason})" if host is None else f"host {host} went away ({reason})"
+        )
         if stderr_tail.strip():
             message += f"; stderr: {stderr_tail.strip()[-800:]}"
         self._fail_running_turns(key, "app_server_exited", redact(message))
@@ -427,6 +432,8 @@ class SessionManager:
             if before.kind == "none":
                 logger.info("adopted session %s (its server has exited)", session_id)
             session.backend = self._backends.assumed.name
+            if session.settings.host is not None:
+                session.connection_key = f"host:{session.settings.host}"  # back to its host
             if self._views is not None:
                 self._views.drop(session_id)
             self._register(session, new=False)
@@ -501,6 +508,14 @@ class SessionManager:
         `begun` is called with the session as soon as its turn has begun, before Codex accepted it:
         a caller cancelled after that point still has a session to account for.
         """
+        hosts = [host.name for host in self._settings.hosts]
+        if settings.host is not None and settings.host not in hosts:
+            known = f"the hosts are {', '.join(hosts)}" if hosts else "no CODEX_MCP_HOSTS file is set"
+            raise CodexMcpError(
+                "INVALID_ARGUMENT",
+                f"advanced.host: no host {settings.host!r}; {known}",
+                field="advanced.host",
+            )
         settings.approval_policy = _map_policy(settings.approval_policy, warnings)
         backend, started = await self._on_backend(lambda backend: backend.start_thread(settings))
         if settings.model is None:
@@ -509,7 +524,7 @@ class SessionManager:
             session_id=f"sess_{uuid.uuid4().hex[:12]}",
             thread_id=started.thread_id,
             settings=settings,
-            connection_key=backend.key,
+            connection_key=started.key or backend.key,
             backend=backend.name,
             filter_noise=self._settings.filter_noise,
         )

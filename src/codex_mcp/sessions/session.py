@@ -49,6 +49,8 @@ class ThreadSettings:
     approval_timeout_s: float = 60.0
     base_instructions: str | None = None
     developer_instructions: str | None = None
+    # The remote host (CODEX_MCP_HOSTS) the session runs on; None: here.
+    host: str | None = None
 
 
 # The request params a caller reviews and answers with, copied from `params` to the top of the action
