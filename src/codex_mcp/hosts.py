@@ -34,6 +34,17 @@ logger = logging.getLogger(__name__)
 VARIABLE: Final = "CODEX_MCP_HOSTS"
 _NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _FIELDS: Final = frozenset({"name", "url", "token_file", "token_env"})
+_KEY_PREFIX: Final = "host:"
+
+
+def host_key(name: str) -> str:
+    """The connection key of the sessions that run on host `name`."""
+    return f"{_KEY_PREFIX}{name}"
+
+
+def host_named(key: str) -> str | None:
+    """The host a connection key is of; None for a key of this machine."""
+    return key.removeprefix(_KEY_PREFIX) if key.startswith(_KEY_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ class Host:
     @property
     def key(self) -> str:
         """The connection key of the sessions that run on it."""
-        return f"host:{self.name}"
+        return host_key(self.name)
 
     def token(self) -> str | None:
         """The token, read now.

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +137,32 @@ def rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def wait_gone(snapshot: ProcessSnapshot, seconds: float, poll_s: float = 0.02) -> bool:
+    """Wait up to `seconds` for every member of `snapshot` to be gone; whether they all are."""
+    deadline = time.monotonic() + seconds
+    while alive(snapshot):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def terminate(
+    victims: ProcessSnapshot,
+    grow: Callable[[ProcessSnapshot], ProcessSnapshot],
+    *,
+    term_grace_s: float,
+    kill_wait_s: float,
+) -> ProcessSnapshot:
+    """SIGTERM `victims` (a command may clean up); after `term_grace_s`, SIGKILL whatever of
+    `grow(victims)` (their descendants, say) is left, waiting up to `kill_wait_s`. Returns every
+    process signalled; `alive()` of it is what survived SIGKILL."""
+    signal_all(victims, signal.SIGTERM)
+    if wait_gone(victims, term_grace_s):
+        return victims
+    victims = victims | grow(victims)
+    signal_all(victims, signal.SIGKILL)
+    wait_gone(victims, kill_wait_s)
+    return victims

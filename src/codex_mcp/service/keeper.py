@@ -106,16 +106,7 @@ def _stop_tree(codex: anyio.abc.Process) -> None:
     """SIGTERM Codex and all it started, then SIGKILL what is left."""
     started = proc_tree.start_time(codex.pid)
     tree = proc_tree.expand({codex.pid: started} if started is not None else {})
-    proc_tree.signal_all(tree, signal.SIGTERM)
-    deadline = time.monotonic() + _TERM_GRACE_S
-    while proc_tree.alive(tree) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    tree = proc_tree.expand(tree)
-    if tree:
-        proc_tree.signal_all(tree, signal.SIGKILL)
-        deadline = time.monotonic() + _KILL_WAIT_S
-        while proc_tree.alive(tree) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    proc_tree.terminate(tree, proc_tree.expand, term_grace_s=_TERM_GRACE_S, kill_wait_s=_KILL_WAIT_S)
 
 
 class _Codex:

@@ -21,7 +21,7 @@ from codex_mcp.backend_mode import BackendMode, ModeResolver
 from codex_mcp.backends.app_server import AppServerConnection
 from codex_mcp.backends.process import SpawnLedger, kill_all_now
 from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError, codex_refused
-from codex_mcp.hosts import Host
+from codex_mcp.hosts import Host, host_key, host_named
 from codex_mcp.service.attach import SharedService
 from codex_mcp.sessions.backend import (
     BackendEvents,
@@ -87,7 +87,7 @@ class AppServerBackend:
             CodexMcpError: APP_SERVER_START_FAILED when the child did not start (and this Codex has
                 an app-server, or may have).
         """
-        if key.startswith("host:"):
+        if host_named(key) is not None:
             return await self._children.connection(key)  # another machine's: says nothing of ours
         try:
             connection = await self._children.connection(key)
@@ -151,7 +151,7 @@ class AppServerBackend:
         """Where a new thread goes: the host it names, else the least busy host that answers, else
         here; and the connection there. `settings.host` is set to the host chosen."""
         if settings.host is not None:
-            key = f"host:{settings.host}"
+            key = host_key(settings.host)
             return key, await self._connection(key)
         keys = self._children.host_keys()
         if not keys:
@@ -164,7 +164,7 @@ class AppServerBackend:
                 logger.warning("%s; placing the session on another host", exc.message)
                 failed = exc
                 continue
-            settings.host = key.removeprefix("host:")
+            settings.host = host_named(key)
             return key, connection
         assert failed is not None
         raise CodexMcpError("APP_SERVER_START_FAILED", f"no host answered; the last: {failed.message}")

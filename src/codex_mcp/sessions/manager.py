@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 
 from codex_mcp.backend_mode import BackendMode, ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.hosts import host_key, host_named
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
 from codex_mcp.service.attach import SharedService
@@ -263,7 +264,7 @@ class SessionManager:
     def on_closed(self, key: str, reason: str, stderr_tail: str) -> None:
         """Fail the running turns of a child that exited (or a host that went away); the next call
         starts a new child (or connects again)."""
-        host = key.removeprefix("host:") if key.startswith("host:") else None
+        host = host_named(key)
         message = (
             f"codex app-server exited ({reason})" if host is None else f"host {host} went away ({reason})"
         )
@@ -433,7 +434,7 @@ class SessionManager:
                 logger.info("adopted session %s (its server has exited)", session_id)
             session.backend = self._backends.assumed.name
             if session.settings.host is not None:
-                session.connection_key = f"host:{session.settings.host}"  # back to its host
+                session.connection_key = host_key(session.settings.host)  # back to its host
             if self._views is not None:
                 self._views.drop(session_id)
             self._register(session, new=False)

@@ -10,8 +10,7 @@ those — a pid the kernel has since given to someone else matches neither.
 from __future__ import annotations
 
 import logging
-import signal
-import time
+from functools import partial
 from typing import Final
 
 from codex_mcp.proc import proc_tree
@@ -22,7 +21,6 @@ RUN_VARIABLE: Final = "CODEX_MCP_SERVER_RUN"
 # SIGTERM first (a command may clean up), then SIGKILL whatever is left.
 _TERM_GRACE_S: Final = 1.0
 _KILL_WAIT_S: Final = 2.0
-_POLL_S: Final = 0.02
 
 
 def run_entry(run_id: str) -> bytes:
@@ -43,20 +41,10 @@ def reap(run_id: str, recorded: proc_tree.ProcessSnapshot) -> list[int]:
     logger.warning(
         "stopping %d process(es) left by a previous codex-mcp server: %s", len(victims), sorted(victims)
     )
-    proc_tree.signal_all(victims, signal.SIGTERM)
-    if _wait_gone(victims, _TERM_GRACE_S):
-        return sorted(victims)
-    victims |= leftovers(run_id, victims)
-    proc_tree.signal_all(victims, signal.SIGKILL)
-    if not _wait_gone(victims, _KILL_WAIT_S):
-        logger.error("processes %s survived SIGKILL", sorted(proc_tree.alive(victims)))
+    victims = proc_tree.terminate(
+        victims, partial(leftovers, run_id), term_grace_s=_TERM_GRACE_S, kill_wait_s=_KILL_WAIT_S
+    )
+    survivors = proc_tree.alive(victims)
+    if survivors:
+        logger.error("processes %s survived SIGKILL", sorted(survivors))
     return sorted(victims)
-
-
-def _wait_gone(victims: proc_tree.ProcessSnapshot, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while proc_tree.alive(victims):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(_POLL_S)
-    return True

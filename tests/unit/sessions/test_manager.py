@@ -14,7 +14,7 @@ from codex_mcp.errors import CodexMcpError
 from codex_mcp.sessions.backend import TurnRequest
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.polling import PollRequest, poll
-from codex_mcp.sessions.session import Session, ThreadSettings
+from codex_mcp.sessions.session import PendingRequest, Session, ThreadSettings
 from codex_mcp.state.store import StateStore
 from codex_mcp.wire.tools import output_json
 from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
@@ -43,6 +43,18 @@ def _approval(session: Session) -> dict[str, Any]:
         "cwd": "/work",
         "availableDecisions": ["accept", "decline", "cancel"],
     }
+
+
+async def _decide(manager: SessionManager, session_id: str, request_id: str, decision: str) -> None:
+    """Answer an approval with a plain decision (no amendment, no deny message)."""
+    await manager.respond_permission(
+        session_id,
+        request_id,
+        decision=decision,
+        execpolicy_amendment=None,
+        network_policy_amendment=None,
+        deny_message=None,
+    )
 
 
 def _kinds(session: Session) -> list[str]:
@@ -74,14 +86,7 @@ async def test_an_approval_goes_to_actions_and_the_callers_decision_goes_back_to
         assert pending.codex_id == codex_id
         assert pending.available_decisions == ["accept", "decline", "cancel"]
 
-        await manager.respond_permission(
-            session.session_id,
-            pending.request_id,
-            decision="accept",
-            execpolicy_amendment=None,
-            network_policy_amendment=None,
-            deny_message=None,
-        )
+        await _decide(manager, session.session_id, pending.request_id, "accept")
         answered_id, answer = await fake.answer()
         assert (answered_id, answer["result"]) == (codex_id, {"decision": "accept"})
         assert session.status == "running"
@@ -96,14 +101,7 @@ async def test_a_decision_the_request_does_not_offer_is_refused_and_nothing_reac
         await fake.request("item/commandExecution/requestApproval", params)
         (pending,) = session.pending.values()
         with pytest.raises(CodexMcpError) as refused:
-            await manager.respond_permission(
-                session.session_id,
-                pending.request_id,
-                decision="accept",
-                execpolicy_amendment=None,
-                network_policy_amendment=None,
-                deny_message=None,
-            )
+            await _decide(manager, session.session_id, pending.request_id, "accept")
         assert refused.value.code == "INVALID_ARGUMENT"
         assert session.status == "waiting_approval"
         assert pending.request_id in session.pending
@@ -183,14 +181,7 @@ async def test_an_answer_after_codex_went_away_is_refused_and_the_request_stays(
         (pending,) = session.pending.values()
         fake.codex_gone = True
         with pytest.raises(CodexMcpError) as gone:
-            await manager.respond_permission(
-                session.session_id,
-                pending.request_id,
-                decision="accept",
-                execpolicy_amendment=None,
-                network_policy_amendment=None,
-                deny_message=None,
-            )
+            await _decide(manager, session.session_id, pending.request_id, "accept")
         assert gone.value.code == "SESSION_NOT_RUNNING"
         assert pending.request_id in session.pending
 
@@ -265,6 +256,16 @@ async def _left_running(state: Path) -> tuple[str, str]:
         store.close()
 
 
+async def _reattached(
+    manager: SessionManager, fake: FakeBackend, session_id: str
+) -> tuple[Session, PendingRequest]:
+    """The session a new server adopted and re-attached to, and the one request it still waits on."""
+    session = await manager.lookup(session_id)
+    await wait_until(lambda: bool(fake.reattached), timeout_s=STEP_BOUND_S, what="the re-attach")
+    (pending,) = session.pending.values()
+    return session, pending
+
+
 async def test_a_turn_that_ended_while_no_server_was_attached_shows_its_result_and_items(
     tmp_path: Path,
 ) -> None:
@@ -299,22 +300,13 @@ async def test_a_turn_still_running_keeps_its_pending_approval_and_takes_codexs_
     store = StateStore.open(tmp_path / "state")
     try:
         async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
-            session = await manager.lookup(session_id)
-            await wait_until(lambda: bool(fake.reattached), timeout_s=STEP_BOUND_S, what="the re-attach")
-            (pending,) = session.pending.values()
+            session, pending = await _reattached(manager, fake, session_id)
             # Codex replays the request (same id) to the connection that resumed the thread.
             session.active_turn_id = session.active_turn_id or "turn-2"
             replay = _approval(session)
             await fake.request_with_id(pending.codex_id, "item/commandExecution/requestApproval", replay)
             assert list(session.pending) == [pending.request_id]  # the same action, not a second one
-            await manager.respond_permission(
-                session_id,
-                pending.request_id,
-                decision="accept",
-                execpolicy_amendment=None,
-                network_policy_amendment=None,
-                deny_message=None,
-            )
+            await _decide(manager, session_id, pending.request_id, "accept")
             assert await fake.answer() == (
                 pending.codex_id,
                 {"id": pending.codex_id, "result": {"decision": "accept"}},
@@ -331,9 +323,7 @@ async def test_an_approval_that_expired_while_no_server_was_attached_is_declined
     store = StateStore.open(tmp_path / "state")
     try:
         async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
-            session = await manager.lookup(session_id)
-            await wait_until(lambda: bool(fake.reattached), timeout_s=STEP_BOUND_S, what="the re-attach")
-            (pending,) = session.pending.values()
+            session, pending = await _reattached(manager, fake, session_id)
             pending.expires_at = "2000-01-01T00:00:00.000+00:00"  # its timeout passed while detached
             replay = _approval(session) | {"turnId": session.active_turn_id or "turn-2"}
             await fake.request_with_id(pending.codex_id, "item/commandExecution/requestApproval", replay)
