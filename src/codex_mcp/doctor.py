@@ -7,6 +7,7 @@ from typing import Any
 
 from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.hosts import Host
 from codex_mcp.readiness import readiness_report
 from codex_mcp.settings import Settings, resolve_codex
 from codex_mcp.wire.tools import Problem, output_json
@@ -30,15 +31,17 @@ async def doctor_report(env: dict[str, str], cwd: str | None) -> dict[str, Any]:
     """The CodexSetupOutput for `cwd`, with a BAD_SETTING problem for each setting the server refuses."""
     setting_errors: list[CodexMcpError] = []
     state_dir: str | None = None
+    hosts: tuple[Host, ...] = ()
     try:
-        state_dir = str(Settings.from_env(env).state_dir)
+        settings = Settings.from_env(env)
+        state_dir, hosts = str(settings.state_dir), settings.hosts
     except CodexMcpError as exc:
         setting_errors.append(exc)
     mode, mode_error = await _backend(env)
     if mode_error is not None:
         setting_errors.append(mode_error)
     report = await readiness_report(
-        cwd, mode.mode if mode else "unknown", mode.source if mode else "no backend chosen"
+        cwd, mode.mode if mode else "unknown", mode.source if mode else "no backend chosen", hosts
     )
     for error in setting_errors:
         report.problems.append(Problem(code="BAD_SETTING", message=error.message, fix=_SETTING_FIX))
@@ -73,6 +76,16 @@ def _auth_line(report: dict[str, Any]) -> str:
     return line
 
 
+def _host_line(host: dict[str, Any]) -> str:
+    state = "ready" if host["ready"] else "NOT READY"
+    line = f"{host['name']} {host['url']}: {state}, {host['detail']}"
+    if "version" in host:
+        line += f", version {host['version']}" + (
+            "" if host["matchesPinned"] else " (!= pinned: see compat-report)"
+        )
+    return line
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned lines for a terminal."""
     problems: list[dict[str, str]] = report["problems"]
@@ -86,6 +99,8 @@ def format_report(report: dict[str, Any]) -> str:
     for index, config in enumerate(report["configFiles"]):
         exists = "" if config["exists"] else ", missing"
         rows.append(("config" if index == 0 else "", f"{config['path']} ({config['scope']}{exists})"))
+    for index, host in enumerate(report.get("hosts", [])):
+        rows.append(("hosts" if index == 0 else "", _host_line(host)))
     if "stateDir" in report:
         rows.append(("state dir", report["stateDir"]))
     lines = [f"codex-mcp doctor: {head}", ""]

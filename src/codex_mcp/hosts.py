@@ -7,6 +7,7 @@
     url = "ws://127.0.0.1:4500"              # ws://HOST:PORT (or unix:///path of a socket)
     token_file = "~/.codex-mcp/build-box.token"   # mode 0600 or stricter; or:
     # token_env = "BUILD_BOX_TOKEN"          # the name of an environment variable holding it
+    timeout_ms = 30000                       # silent this long (pings unanswered): gone
 
 The token is sent as `Authorization: Bearer` (Codex's `--ws-auth capability-token` or a signed bearer
 token) and is read when a connection opens, so a rotated token file is picked up; it appears in no
@@ -33,7 +34,10 @@ logger = logging.getLogger(__name__)
 
 VARIABLE: Final = "CODEX_MCP_HOSTS"
 _NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_FIELDS: Final = frozenset({"name", "url", "token_file", "token_env"})
+_FIELDS: Final = frozenset({"name", "url", "token_file", "token_env", "timeout_ms"})
+# A host that answers no ping for this long is taken as gone and its running turns fail.
+DEFAULT_TIMEOUT_MS: Final = 30_000
+_TIMEOUT_RANGE_MS: Final = (1_000, 3_600_000)
 _KEY_PREFIX: Final = "host:"
 
 
@@ -55,6 +59,7 @@ class Host:
     url: str
     token_file: Path | None = None
     token_env: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_MS / 1000
 
     @property
     def key(self) -> str:
@@ -132,6 +137,10 @@ def _host(path: Path, index: int, raw: object, names: set[str]) -> Host:
         raise _bad(path, f"{where}.token_file", "expected a path")
     if token_env is not None and not isinstance(token_env, str):
         raise _bad(path, f"{where}.token_env", "expected an environment variable's name")
+    timeout_ms = entry.get("timeout_ms", DEFAULT_TIMEOUT_MS)
+    low, high = _TIMEOUT_RANGE_MS
+    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or not low <= timeout_ms <= high:
+        raise _bad(path, f"{where}.timeout_ms", f"expected an integer from {low} to {high}")
     remote = endpoint.scheme == "ws" and not _loopback(endpoint.host)
     if remote and token_file is None and token_env is None:
         raise _bad(path, f"{where}.url", f"{url} is not loopback: give it a token_file or token_env")
@@ -142,7 +151,7 @@ def _host(path: Path, index: int, raw: object, names: set[str]) -> Host:
             endpoint.host,
         )
     file = None if token_file is None else (path.parent / Path(token_file).expanduser())
-    return Host(name, url, token_file=file, token_env=token_env)
+    return Host(name, url, token_file=file, token_env=token_env, timeout_s=timeout_ms / 1000)
 
 
 def load_hosts(path: Path) -> tuple[Host, ...]:

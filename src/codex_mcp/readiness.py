@@ -9,6 +9,8 @@ from typing import Any, Final, Literal
 
 from codex_mcp.codex_probe import CodexRun, parse_version, run_codex
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.host_health import HostHealth, check_hosts
+from codex_mcp.hosts import Host
 from codex_mcp.profiles import codex_home
 from codex_mcp.settings import CodexExecutable, resolve_codex
 from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
@@ -18,6 +20,7 @@ from codex_mcp.wire.tools import (
     Codex,
     CodexSetupOutput,
     ConfigFile,
+    HostCheck,
     Problem,
     Protocol,
 )
@@ -62,10 +65,21 @@ def _local_facts(cwd: str | None, env: dict[str, str]) -> tuple[Path, bool, list
     return target, target.is_dir(), files
 
 
+def _host_check(health: HostHealth) -> HostCheck:
+    check = HostCheck(name=health.name, url=health.url, ready=health.ready, detail=health.detail)
+    if health.version is not None:
+        check.version = health.version
+        check.matches_pinned = health.matches_pinned
+    return check
+
+
 async def readiness_report(
-    cwd: str | None, backend_mode: Literal["app-server", "exec", "unknown"], backend_source: str
+    cwd: str | None,
+    backend_mode: Literal["app-server", "exec", "unknown"],
+    backend_source: str,
+    hosts: tuple[Host, ...] = (),
 ) -> CodexSetupOutput:
-    """The CodexSetupOutput for `cwd` (default: the server's cwd)."""
+    """The CodexSetupOutput for `cwd` (default: the server's cwd), with each of `hosts` checked."""
     env = dict(os.environ)
     problems: list[Problem] = []
     target, target_is_dir, config_files = _local_facts(cwd, env)
@@ -127,6 +141,11 @@ async def readiness_report(
                     fix="run `codex login` (or set OPENAI_API_KEY in the MCP server's env)",
                 )
             )
+    host_health = await check_hosts(hosts) if hosts else []
+    for health in host_health:
+        if health.problem is not None:
+            code, message, fix = health.problem
+            problems.append(Problem(code=code, message=message, fix=fix))
     report = CodexSetupOutput(
         backend=Backend(mode=backend_mode, source=backend_source),
         codex=found,
@@ -138,4 +157,6 @@ async def readiness_report(
         report.protocol = protocol
     if auth is not None:
         report.auth = auth
+    if host_health:
+        report.hosts = [_host_check(health) for health in host_health]
     return report

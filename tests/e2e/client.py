@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, TextIO, cast
 
 import anyio
 import mcp_types as types
@@ -140,16 +140,17 @@ def server_env(codex_env: CodexEnv, extra: Mapping[str, str] | None = None) -> d
 
 @asynccontextmanager
 async def running_server(
-    codex_env: CodexEnv, extra_env: Mapping[str, str] | None = None
+    codex_env: CodexEnv, extra_env: Mapping[str, str] | None = None, *, errlog: TextIO = sys.stderr
 ) -> AsyncGenerator[McpServerUnderTest]:
-    """Start `python -m codex_mcp` as a real stdio MCP server and initialise a client session."""
+    """Start `python -m codex_mcp` as a real stdio MCP server (its stderr to `errlog`) and
+    initialise a client session."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "codex_mcp"],
         env=server_env(codex_env, extra_env),
         cwd=str(codex_env.workspace),
     )
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
         with anyio.fail_after(30):
             await session.initialize()
         yield McpServerUnderTest(session)

@@ -66,6 +66,8 @@ class FakeBackend:
     name: BackendMode = "app-server"
     key: str = FAKE_KEY
     threads: list[str] = field(default_factory=lambda: [])
+    # The settings each thread was started with, in order.
+    started: list[ThreadSettings] = field(default_factory=lambda: [])
     turns: list[tuple[str, TurnRequest]] = field(default_factory=lambda: [])
     interrupted: list[str] = field(default_factory=lambda: [])
     stopped: list[str] = field(default_factory=lambda: [])
@@ -73,7 +75,7 @@ class FakeBackend:
     cleaned: list[str] = field(default_factory=lambda: [])
     killed: bool = False
     closed: bool = False
-    outlives_us: bool = False
+    outlive: bool = False
     reattached: list[str] = field(default_factory=lambda: [])
     forgotten: list[str] = field(default_factory=lambda: [])
     busy_keys: list[set[str]] = field(default_factory=lambda: [])
@@ -90,9 +92,8 @@ class FakeBackend:
 
     # --- Backend -----------------------------------------------------------------
 
-    @property
-    def turns_outlive_us(self) -> bool:
-        return self.outlives_us
+    def outlives_us(self, key: str) -> bool:
+        return self.outlive
 
     def close(self) -> None:
         self.closed = True
@@ -114,6 +115,7 @@ class FakeBackend:
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
         thread_id = self._id("thread")
         self.threads.append(thread_id)
+        self.started.append(settings)
         return StartedThread(thread_id, model="fake-model")
 
     async def prepare(self, session: Session, warnings: list[str]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.host_health import host_version
 from codex_mcp.hosts import Host, load_hosts
 from codex_mcp.settings import Settings
 
@@ -28,6 +29,7 @@ def test_hosts_are_read_with_their_token_files_relative_to_the_file(tmp_path: Pa
     )
     a, b = load_hosts(path)
     assert (a.name, a.url, a.token_file, a.key) == ("a", "ws://127.0.0.1:4500", token, "host:a")
+    assert a.timeout_s == b.timeout_s == 30.0
     assert a.token() == "secret-a"
     assert b.token() is None
     assert Settings.from_env({"CODEX_MCP_HOSTS": str(path)}).hosts == (a, b)
@@ -50,6 +52,10 @@ def test_hosts_are_read_with_their_token_files_relative_to_the_file(tmp_path: Pa
         (
             '[[hosts]]\nname = "a"\nurl = "ws://127.0.0.1:1"\ntoken_file = "f"\ntoken_env = "E"\n',
             "give token_file or token_env, not both",
+        ),
+        (
+            '[[hosts]]\nname = "a"\nurl = "ws://127.0.0.1:1"\ntimeout_ms = 10\n',
+            "hosts[0].timeout_ms: expected an integer from 1000 to 3600000",
         ),
         ("hosts = 3\n", "hosts: expected one or more [[hosts]] tables"),
         ("[[hosts]\n", "not TOML"),
@@ -80,3 +86,25 @@ def test_a_token_file_others_can_read_is_refused_and_no_error_quotes_a_token(
         Host("a", "ws://127.0.0.1:1", token_env="A_TOKEN").token()
     monkeypatch.setenv("A_TOKEN", "secret-env")
     assert Host("a", "ws://127.0.0.1:1", token_env="A_TOKEN").token() == "secret-env"
+
+
+def test_a_host_s_timeout_is_read_in_milliseconds(tmp_path: Path) -> None:
+    (host,) = load_hosts(
+        _file(tmp_path, '[[hosts]]\nname = "a"\nurl = "ws://127.0.0.1:1"\ntimeout_ms = 2500\n')
+    )
+    assert host.timeout_s == 2.5
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "version"),
+    [
+        ("codex_cli_rs/0.171.0 (Debian 12.0.0; x86_64) unknown (codex-mcp; 0.1.0)", "0.171.0"),
+        ("codex-mcp-tests/0.163.0", "0.163.0"),
+        ("no-version-here", None),
+        (None, None),
+    ],
+)
+def test_the_codex_version_of_a_host_is_read_from_its_user_agent(
+    user_agent: object, version: str | None
+) -> None:
+    assert host_version(user_agent) == version

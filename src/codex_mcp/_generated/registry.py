@@ -5,8 +5,8 @@
 # source: schemas/tools/codex.json sha256 2901fcb08d3f7df5c7e6e75fcd56bb848cf256526a25bb1702cd736b72e921db
 # source: schemas/tools/codex_check.json sha256 d6791c6ab5a99b6a34cd32d9cadacf026e5b6f62476a50f2fcf8ce386aae9d04
 # source: schemas/tools/codex_reply.json sha256 a234624fd1bc43996c8564cf6beeef5f3bdb0d5f36c6163e3b1996e233780294
-# source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9
-# source: schemas/tools/codex_setup.json sha256 65abc192d42d13d772ade86ed017802c4e880ebca0b357755ebab421a3283a5e
+# source: schemas/tools/codex_session.json sha256 37b0fc704169e989ac6328e92f9a6247428803b401ad994df997f62dea5d6d04
+# source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false
 """Lookup tables from protocol names to generated models. Generated; do not edit."""

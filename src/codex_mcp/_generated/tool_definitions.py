@@ -2,11 +2,11 @@
 # source: schemas/tools/codex.json sha256 2901fcb08d3f7df5c7e6e75fcd56bb848cf256526a25bb1702cd736b72e921db
 # source: schemas/tools/codex_check.json sha256 d6791c6ab5a99b6a34cd32d9cadacf026e5b6f62476a50f2fcf8ce386aae9d04
 # source: schemas/tools/codex_reply.json sha256 a234624fd1bc43996c8564cf6beeef5f3bdb0d5f36c6163e3b1996e233780294
-# source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9
-# source: schemas/tools/codex_setup.json sha256 65abc192d42d13d772ade86ed017802c4e880ebca0b357755ebab421a3283a5e
+# source: schemas/tools/codex_session.json sha256 37b0fc704169e989ac6328e92f9a6247428803b401ad994df997f62dea5d6d04
+# source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # source: schemas/tools/rules/codex_check.input.json sha256 63d451693a618bc733946c2c3fa8eb8f4b7cf4c2f1eaa4bf5aa0753fcb2fb2a0
 # source: schemas/tools/rules/codex_session.input.json sha256 187ccc394725f8b7ffb61694716cded8bcbd229ac3fd95152ff1522421e09afd
-# source: schemas/tools/rules/codex_session.output.json sha256 8a9626a359e3f40b4d1834b3be113009b9e82271255f9cca05ea022b55a0ff19
+# source: schemas/tools/rules/codex_session.output.json sha256 c77f1ac87394f67e613e7edc3cb072fd753995bcc7cd81996a394261be3e8a2c
 # generator: datamodel-code-generator 0.89.0; our MCP tools as advertised
 # pyright: reportIncompatibleVariableOverride=false
 """Our tools exactly as published in schemas/tools/, and their rules. Generated; do not edit."""
@@ -1836,6 +1836,10 @@ TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {
         ],
         "description": "get."
       },
+      "host": {
+        "type": "string",
+        "description": "get: the remote host (CODEX_MCP_HOSTS) the session runs on; absent when it runs on this machine."
+      },
       "pendingRequestCount": {
         "type": "integer",
         "minimum": 0,
@@ -1950,6 +1954,10 @@ TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {
               "exec"
             ]
           },
+          "host": {
+            "type": "string",
+            "description": "The remote host (CODEX_MCP_HOSTS) the session runs on; absent when it runs on this machine."
+          },
           "pendingRequestCount": {
             "type": "integer",
             "minimum": 0
@@ -2020,7 +2028,7 @@ TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {
         r"""{
   "name": "codex_setup",
   "title": "Check Codex readiness",
-  "description": "Check that Codex can run here before starting work: which Codex executable is used and its version, login/provider status, the backend mode (app-server or exec), which config.toml files are visible from the target cwd, and what to do about each problem.",
+  "description": "Check that Codex can run here before starting work: which Codex executable is used and its version, login/provider status, the backend mode (app-server or exec), which config.toml files are visible from the target cwd, each remote host's health, version and protocol drift (CODEX_MCP_HOSTS), and what to do about each problem.",
   "annotations": {
     "readOnlyHint": true,
     "destructiveHint": false,
@@ -2151,6 +2159,44 @@ TOOL_DEFINITIONS: Final[dict[str, dict[str, Any]]] = {
           "matchesPinned": {
             "type": "boolean"
           }
+        }
+      },
+      "hosts": {
+        "type": "array",
+        "description": "Each remote host of the CODEX_MCP_HOSTS file, in its order, checked now (GET /readyz, then a connection with its token; each bounded). Absent without a hosts file.",
+        "items": {
+          "type": "object",
+          "additionalProperties": false,
+          "properties": {
+            "name": {
+              "type": "string"
+            },
+            "url": {
+              "type": "string"
+            },
+            "ready": {
+              "type": "boolean",
+              "description": "It answered and took the token: sessions can run there."
+            },
+            "detail": {
+              "type": "string",
+              "description": "What the check found (never the token)."
+            },
+            "version": {
+              "type": "string",
+              "description": "The Codex version the host's app-server reports."
+            },
+            "matchesPinned": {
+              "type": "boolean",
+              "description": "Whether that version is the one codex-mcp's protocol models are generated from (false: see compat-report for drift)."
+            }
+          },
+          "required": [
+            "name",
+            "url",
+            "ready",
+            "detail"
+          ]
         }
       },
       "problems": {
@@ -2491,6 +2537,7 @@ TOOL_RULES: Final[dict[str, dict[str, dict[str, Any]]]] = {
             "approvalPolicy",
             "sandbox",
             "backend",
+            "host",
             "canResume",
             "ownership",
             "owner",

@@ -2,8 +2,8 @@
 # source: schemas/tools/codex.json sha256 2901fcb08d3f7df5c7e6e75fcd56bb848cf256526a25bb1702cd736b72e921db
 # source: schemas/tools/codex_check.json sha256 d6791c6ab5a99b6a34cd32d9cadacf026e5b6f62476a50f2fcf8ce386aae9d04
 # source: schemas/tools/codex_reply.json sha256 a234624fd1bc43996c8564cf6beeef5f3bdb0d5f36c6163e3b1996e233780294
-# source: schemas/tools/codex_session.json sha256 171152bb1e0287153f22e74c5aa6c8a082196d95127d0dd1e76093f31bf38bd9
-# source: schemas/tools/codex_setup.json sha256 65abc192d42d13d772ade86ed017802c4e880ebca0b357755ebab421a3283a5e
+# source: schemas/tools/codex_session.json sha256 37b0fc704169e989ac6328e92f9a6247428803b401ad994df997f62dea5d6d04
+# source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # generator: datamodel-code-generator 0.89.0; our MCP tools' inputs and outputs
 # pyright: reportIncompatibleVariableOverride=false
 
@@ -543,6 +543,30 @@ class Protocol(ToolOutputModel):
     matches_pinned: Annotated[bool | None, Field(alias="matchesPinned")] = None
 
 
+class Host(ToolOutputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: str
+    url: str
+    ready: Annotated[
+        bool,
+        Field(description="It answered and took the token: sessions can run there."),
+    ]
+    detail: Annotated[str, Field(description="What the check found (never the token).")]
+    version: Annotated[
+        str | None,
+        Field(description="The Codex version the host's app-server reports."),
+    ] = None
+    matches_pinned: Annotated[
+        bool | None,
+        Field(
+            alias="matchesPinned",
+            description="Whether that version is the one codex-mcp's protocol models are generated from (false: see compat-report for drift).",
+        ),
+    ] = None
+
+
 class Problem(ToolOutputModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -562,6 +586,12 @@ class CodexSetupOutput(ToolOutputModel):
     auth: Auth | None = None
     config_files: Annotated[list[ConfigFile] | None, Field(alias="configFiles")] = None
     protocol: Protocol | None = None
+    hosts: Annotated[
+        list[Host] | None,
+        Field(
+            description="Each remote host of the CODEX_MCP_HOSTS file, in its order, checked now (GET /readyz, then a connection with its token; each bounded). Absent without a hosts file."
+        ),
+    ] = None
     problems: list[Problem]
 
 
@@ -958,6 +988,12 @@ class SessionInfo(ToolOutputModel):
     approval_policy: Annotated[str | None, Field(alias="approvalPolicy")] = None
     sandbox: str | None = None
     backend: Literal["app-server", "exec"] | None = None
+    host: Annotated[
+        str | None,
+        Field(
+            description="The remote host (CODEX_MCP_HOSTS) the session runs on; absent when it runs on this machine."
+        ),
+    ] = None
     pending_request_count: Annotated[int, Field(alias="pendingRequestCount", ge=0)]
     can_resume: Annotated[bool | None, Field(alias="canResume")] = None
     ownership: Annotated[
@@ -1059,6 +1095,12 @@ class CodexSessionOutput(ToolOutputModel):
     sandbox: Annotated[str | None, Field(description="get.")] = None
     backend: Annotated[
         Literal["app-server", "exec"] | None, Field(description="get.")
+    ] = None
+    host: Annotated[
+        str | None,
+        Field(
+            description="get: the remote host (CODEX_MCP_HOSTS) the session runs on; absent when it runs on this machine."
+        ),
     ] = None
     pending_request_count: Annotated[
         int | None, Field(alias="pendingRequestCount", description="get.", ge=0)

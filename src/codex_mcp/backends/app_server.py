@@ -91,6 +91,23 @@ class AppServerHandler(Protocol):
         ...
 
 
+class Bystander:
+    """The handler of a connection that only asks (a health check, the keeper's idle check): what
+    Codex sends on it besides answers is not its business."""
+
+    async def on_notification(self, message: Notification) -> None:
+        return None
+
+    async def on_server_request(self, message: ServerRequest) -> None:
+        return None  # requests go to the connections that resumed the thread
+
+    async def on_unknown(self, message: UnknownMessage) -> None:
+        return None
+
+    async def on_closed(self, reason: str, stderr_tail: str) -> None:
+        return None
+
+
 _Outcome = Response | AppServerClosedError | AppServerRequestError
 _M = TypeVar("_M", Notification, ServerRequest, UnknownMessage)
 
@@ -152,11 +169,14 @@ class AppServerConnection:
         client_version: str,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        liveness_s: float | None = None,
     ) -> AsyncGenerator[AppServerConnection]:
         """Connect to a running app-server at `url` (`unix://PATH` or `ws://IP:PORT`), handshake,
         yield; on exit close our connection only: the app-server and its turns go on.
 
-        `token` is sent as `Authorization: Bearer` and appears in no log or error.
+        `token` is sent as `Authorization: Bearer` and appears in no log or error. With
+        `liveness_s` the connection closes once the app-server has been silent (pings unanswered)
+        that long.
 
         Raises:
             CodexMcpError: APP_SERVER_START_FAILED: a bad address, nothing listening, the upgrade
@@ -164,7 +184,7 @@ class AppServerConnection:
                 answer to `initialize`.
         """
         async with (
-            open_websocket(url, token=token, timeout_s=connect_timeout_s) as channel,
+            open_websocket(url, token=token, timeout_s=connect_timeout_s, liveness_s=liveness_s) as channel,
             cls._serve(channel, handler, client_version, startup_timeout_s) as connection,
         ):
             yield connection

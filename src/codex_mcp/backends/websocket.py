@@ -60,13 +60,21 @@ _FRAME_LIMIT_HEADER: Final = b"x-codex-websocket-max-unfragmented-message-bytes"
 _DEFAULT_FRAME_LIMIT_BYTES: Final = 16 * 1024 * 1024
 # Close code for our normal close (RFC 6455).
 _NORMAL_CLOSURE: Final = 1000
+# Pings per liveness period: a peer is given up only after several unanswered ones.
+_PINGS_PER_PERIOD: Final = 3
 
 
 class WebSocketChannel:
     """Text messages to and from one app-server over an upgraded byte stream; see `open_websocket`."""
 
     def __init__(
-        self, stream: ByteStream, ws: WSConnection, endpoint: Endpoint, *, pid: int | None, frame_limit: int
+        self,
+        stream: ByteStream,
+        ws: WSConnection,
+        endpoint: Endpoint,
+        *,
+        pid: int | None,
+        frame_limit: int,
     ) -> None:
         self._stream = stream
         self._ws = ws
@@ -80,6 +88,7 @@ class WebSocketChannel:
         self._part_chars = 0
         self._reason: str | None = None
         self._ended = anyio.Event()
+        self._heard_at = anyio.current_time()
 
     # --- Channel --------------------------------------------------------------------------------
 
@@ -122,10 +131,19 @@ class WebSocketChannel:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, url: str, *, token: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = CONNECT_TIMEOUT_S,
+        liveness_s: float | None = None,
     ) -> AsyncGenerator[WebSocketChannel]:
         """Connect and upgrade to the app-server at `url` (`unix://PATH` or `ws://IP:PORT`), both
         within `timeout_s`; on exit close our end (bounded).
+
+        With `liveness_s`, the peer is pinged and the connection ends (as if dropped) once nothing
+        has come from it for that long: a host that froze or whose network went away without a
+        close is then noticed within the bound, not never.
 
         Raises:
             CodexMcpError: APP_SERVER_START_FAILED: a bad address, nothing listening, the upgrade
@@ -147,6 +165,8 @@ class WebSocketChannel:
             with unwrap_single_error():
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(channel._read)
+                    if liveness_s is not None:
+                        tg.start_soon(channel._keep_alive, liveness_s)
                     try:
                         yield channel
                     finally:
@@ -164,6 +184,7 @@ class WebSocketChannel:
                 if self._reason is not None:
                     break
                 chunk = await _receive(self._stream)
+                self._heard_at = anyio.current_time()
                 self._ws.receive_data(chunk)
         except (RemoteProtocolError, LocalProtocolError) as exc:
             self._end(f"broke the WebSocket protocol: {exc}")
@@ -211,6 +232,22 @@ class WebSocketChannel:
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             # Closed: we are leaving, and only the peer's close frame matters now.
             await self._inbound_send.send(data.encode("utf-8"))
+
+    async def _keep_alive(self, liveness_s: float) -> None:
+        """Ping every part of `liveness_s`; end the connection when the peer stays silent for all of it."""
+        period = liveness_s / _PINGS_PER_PERIOD
+        while self._reason is None:
+            await anyio.sleep(period)
+            silent = anyio.current_time() - self._heard_at
+            if silent >= liveness_s:
+                self._end(f"did not answer for {liveness_s:g}s")
+                logger.warning("app-server %s did not answer for %.1fs; dropping it", self.label, silent)
+                await _aclose_bounded(self._stream)  # wakes the reader, which then ends
+                return
+            # Bounded: a frozen peer's full socket buffer must not stop the silence check.
+            with anyio.move_on_after(period), suppress(ChannelClosedError, LocalProtocolError):
+                async with self._send_lock:
+                    await self._write(self._ws.send(Ping(payload=b"codex-mcp")))
 
     def _end(self, reason: str) -> None:
         if self._reason is None:

@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.host_health import check_hosts
 from codex_mcp.resources.compat import CompatProbe
 from codex_mcp.resources.published import published_schemas
 from codex_mcp.resources.server_info import ServerFacts, server_info
@@ -148,6 +149,7 @@ class ResourceCatalog:
                 statuses=statuses,
                 env=os.environ,
                 resource_uris=[entry.uri for entry in entries()],
+                hosts=await check_hosts(self._facts.settings.hosts),
             )
             return JSON, _json_text(info)
         if name == "compat-report":

@@ -12,6 +12,7 @@ from typing import Any
 from codex_mcp import __version__
 from codex_mcp.backend_mode import ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.host_health import HostHealth
 from codex_mcp.resources.published import accepted_values, is_open
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.stdio_guard import MODES as STDIO_MODES
@@ -42,6 +43,14 @@ def _stdio_mode(env: Mapping[str, str]) -> str:
     return raw if raw in STDIO_MODES else "auto"
 
 
+def _host(health: HostHealth) -> dict[str, Any]:
+    shown: dict[str, Any] = {"name": health.name, "url": health.url, "ready": health.ready}
+    shown["detail"] = health.detail
+    if health.version is not None:
+        shown |= {"version": health.version, "matchesPinned": health.matches_pinned}
+    return shown
+
+
 def server_info(
     facts: ServerFacts,
     *,
@@ -50,6 +59,7 @@ def server_info(
     statuses: Iterable[str] | None,
     env: Mapping[str, str],
     resource_uris: list[str],
+    hosts: Iterable[HostHealth] = (),
 ) -> dict[str, Any]:
     """The server-info JSON. `backend` is the settled backend (None: no Codex); `statuses` are the
     sessions' statuses, None when no manager runs."""
@@ -80,6 +90,7 @@ def server_info(
         "sessionsByStatus": dict(sorted(by_status.items())),
         "sessionsAvailable": statuses is not None,
         "stateDir": str(facts.settings.state_dir),
+        "hosts": [_host(health) for health in hosts],
         # The recursion guard: how deep this server runs, and how deep its children may nest codex-mcp.
         "nesting": {
             "level": facts.settings.nesting.level,

@@ -112,6 +112,7 @@ async def _call_tool(
             report_progress=_progress_reporter(ctx),
             heartbeat_s=state.startup.settings.heartbeat_s,
             backend=state.startup.mode,
+            hosts=state.startup.settings.hosts,
         )
         handler = _TOOLS[name]
         output = await handler(arguments, call)

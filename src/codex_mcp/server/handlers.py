@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import anyio.lowlevel
 
 from codex_mcp.backend_mode import ModeResolver
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.hosts import Host
 from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
@@ -45,6 +47,8 @@ class Call:
     heartbeat_s: float = 15.0
     # The backend, settled on first need; None when no Codex was found.
     backend: ModeResolver | None = None
+    # The remote hosts sessions may run on (CODEX_MCP_HOSTS).
+    hosts: tuple[Host, ...] = ()
 
     @property
     def manager(self) -> SessionManager:
@@ -77,18 +81,44 @@ def _holds(check: Callable[[], bool]) -> bool:
         return False
 
 
-def _existing_dir(raw: str | None, field: str) -> str:
+def _host_path(raw: str, base: str | None, field: str) -> str:
+    """`raw` as an absolute path on a remote host (relative ones from `base`), normalised; what is
+    there is the host's to check."""
+    if raw.startswith("~") or "\0" in raw or (base is None and not posixpath.isabs(raw)):
+        raise CodexMcpError(
+            "INVALID_ARGUMENT",
+            f"{field}: {raw} is not an absolute path; sessions run on remote hosts (CODEX_MCP_HOSTS), "
+            "so give the path as it is on the host",
+            field=field,
+        )
+    return posixpath.normpath(posixpath.join(base or "/", raw))
+
+
+def _existing_dir(raw: str | None, field: str, *, on_host: bool = False) -> str:
+    if on_host:
+        if not raw:
+            raise CodexMcpError(
+                "INVALID_ARGUMENT",
+                f"{field}: required, since sessions run on remote hosts (CODEX_MCP_HOSTS): "
+                "the directory on the host",
+                field=field,
+            )
+        return _host_path(raw, None, field)
     path = _local_path(raw, None, field) if raw else Path.cwd()
     if not _holds(path.is_dir):
         raise CodexMcpError("INVALID_ARGUMENT", f"{field}: {raw} is not an existing directory", field=field)
     return str(path)
 
 
-def _image_files(paths: list[str] | None, cwd: str, field: str) -> list[str]:
-    """Resolved paths of existing image files (relative ones from `cwd`), checked by `image_problem`."""
+def _image_files(paths: list[str] | None, cwd: str, field: str, *, on_host: bool = False) -> list[str]:
+    """Resolved paths of existing image files (relative ones from `cwd`), checked by `image_problem`;
+    on a remote host, absolute paths there (Codex on the host reads them)."""
     found: list[str] = []
     for index, raw in enumerate(paths or []):
         where = f"{field}[{index}]"
+        if on_host:
+            found.append(_host_path(raw, cwd, where))
+            continue
         path = _local_path(raw, cwd, where)
         if not _holds(path.is_file):
             raise CodexMcpError("INVALID_ARGUMENT", f"{where}: {raw} is not an existing file", field=where)
@@ -127,8 +157,9 @@ async def _finish(
 async def codex(args: CodexInput, call: Call) -> CodexOutput:
     """Start a session."""
     advanced = args.advanced
-    cwd = _existing_dir(args.cwd, "cwd")
-    images = _image_files(advanced.images if advanced else None, cwd, "advanced.images")
+    on_host = bool(call.hosts)  # every new session then runs on one of them
+    cwd = _existing_dir(args.cwd, "cwd", on_host=on_host)
+    images = _image_files(advanced.images if advanced else None, cwd, "advanced.images", on_host=on_host)
     settings = ThreadSettings(
         approval_policy=str(args.approval_policy),
         sandbox=str(args.sandbox),
@@ -165,8 +196,9 @@ async def codex(args: CodexInput, call: Call) -> CodexOutput:
 async def codex_reply(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
     """Continue a session with a new turn."""
     session = await call.manager.get(args.session_id)
-    cwd = _existing_dir(args.cwd, "cwd") if args.cwd else None
-    images = _image_files(args.images, cwd or session.settings.cwd, "images")
+    on_host = session.settings.host is not None
+    cwd = _existing_dir(args.cwd, "cwd", on_host=on_host) if args.cwd else None
+    images = _image_files(args.images, cwd or session.settings.cwd, "images", on_host=on_host)
     turn = TurnRequest(
         prompt=args.prompt,
         images=images,
@@ -315,6 +347,6 @@ async def codex_setup(args: CodexSetupInput, call: Call) -> CodexSetupOutput:
             ) from exc
         cwd = str(path)
     if call.backend is None:
-        return await readiness_report(cwd, "unknown", "no Codex found")
+        return await readiness_report(cwd, "unknown", "no Codex found", call.hosts)
     choice = await call.backend.resolve()
-    return await readiness_report(cwd, choice.mode, choice.source)
+    return await readiness_report(cwd, choice.mode, choice.source, call.hosts)

@@ -34,14 +34,13 @@ import anyio
 import anyio.abc
 
 from codex_mcp import __version__
-from codex_mcp.backends.app_server import connect_app_server
+from codex_mcp.backends.app_server import Bystander, connect_app_server
 from codex_mcp.errors import AppServerClosedError, AppServerRequestError, CodexMcpError
 from codex_mcp.proc import proc_tree
 from codex_mcp.service.layout import ServiceLayout
 from codex_mcp.service.locks import is_held, try_exclusive
 from codex_mcp.state.files import write_json_atomic
 from codex_mcp.wire import calls
-from codex_mcp.wire.app_server import Notification, ServerRequest, UnknownMessage
 
 logger = logging.getLogger("codex_mcp.service.keeper")
 
@@ -55,28 +54,12 @@ _TERM_GRACE_S: Final = 3.0
 _KILL_WAIT_S: Final = 2.0
 
 
-class _Listener:
-    """The keeper's own connection only asks; what Codex says on it is not the keeper's business."""
-
-    async def on_notification(self, message: Notification) -> None:
-        return None
-
-    async def on_server_request(self, message: ServerRequest) -> None:
-        return None  # requests go to the connections that resumed the thread
-
-    async def on_unknown(self, message: UnknownMessage) -> None:
-        return None
-
-    async def on_closed(self, reason: str, stderr_tail: str) -> None:
-        return None
-
-
 async def turns_running(layout: ServiceLayout) -> bool | None:
     """Whether a turn runs on any thread the service holds; None when the service did not say."""
     try:
         with anyio.fail_after(_ASK_TIMEOUT_S):
             async with connect_app_server(
-                layout.url, handler=_Listener(), client_version=__version__
+                layout.url, handler=Bystander(), client_version=__version__
             ) as connection:
                 loaded = await connection.call(calls.thread_loaded_list(), timeout_s=_ASK_TIMEOUT_S)
                 for thread_id in loaded.data:

@@ -112,9 +112,8 @@ class AppServerBackend:
                 "APP_SERVER_START_FAILED", f"codex app-server exited during {call.method}: {exc}"
             ) from exc
 
-    @property
-    def turns_outlive_us(self) -> bool:
-        return self._children.shared
+    def outlives_us(self, key: str) -> bool:
+        return self._children.shared or host_named(key) is not None
 
     def close(self) -> None:
         if self._service is not None:
@@ -159,7 +158,8 @@ class AppServerBackend:
         failed: CodexMcpError | None = None
         for key in keys:
             try:
-                connection = await self._connection(key)
+                with self._children.placing(key):
+                    connection = await self._connection(key)
             except CodexMcpError as exc:
                 logger.warning("%s; placing the session on another host", exc.message)
                 failed = exc
@@ -171,21 +171,22 @@ class AppServerBackend:
 
     async def start_thread(self, settings: ThreadSettings) -> StartedThread:
         key, connection = await self._placed(settings)
-        started = await self._call(
-            connection,
-            calls.thread_start(
-                cwd=settings.cwd,
-                approval_policy=settings.approval_policy,
-                sandbox=settings.sandbox,
-                model=settings.model,
-                config=self._guard(settings.cwd, settings.config),
-                base_instructions=settings.base_instructions,
-                developer_instructions=settings.developer_instructions,
-                personality=settings.personality,
-                ephemeral=settings.ephemeral,
-            ),
-        )
-        self._children.loaded(key, started.thread.id)
+        with self._children.placing(key):  # held from here until loaded, for the next placement
+            started = await self._call(
+                connection,
+                calls.thread_start(
+                    cwd=settings.cwd,
+                    approval_policy=settings.approval_policy,
+                    sandbox=settings.sandbox,
+                    model=settings.model,
+                    config=self._guard(settings.cwd, settings.config),
+                    base_instructions=settings.base_instructions,
+                    developer_instructions=settings.developer_instructions,
+                    personality=settings.personality,
+                    ephemeral=settings.ephemeral,
+                ),
+            )
+            self._children.loaded(key, started.thread.id)
         return StartedThread(started.thread.id, started.model, key=key)
 
     async def _loaded(self, session: Session) -> AppServerConnection:

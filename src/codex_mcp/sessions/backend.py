@@ -110,9 +110,9 @@ class Backend(Protocol):
         """The connection key of sessions this backend starts (turns of one key fail together)."""
         ...
 
-    @property
-    def turns_outlive_us(self) -> bool:
-        """Whether running turns go on after this server exits (a shared service runs them)."""
+    def outlives_us(self, key: str) -> bool:
+        """Whether running turns of connection `key` go on after this server exits (a shared
+        service or a remote host runs them)."""
         ...
 
     def close(self) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections import Counter
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 # open its state database; the same start a moment later works.
 _BUSY_STATE_DB: Final = "failed to initialize sqlite state runtime"
 _BUSY_START_ATTEMPTS: Final = 4
+# A host that could not be reached is tried after the others for this long.
+_HOST_RETRY_S: Final = 30.0
 # A Codex whose app-server has no `--listen` says so when the keeper starts it (and exits).
 _LISTEN_OPTION: Final = "--listen"
 
@@ -69,6 +72,10 @@ class ChildPool:
         self._service = service
         self._children: dict[str, _Child] = {}
         self._spawn_locks: dict[str, anyio.Lock] = {}
+        # Threads being started on each host, not yet loaded: a burst of new sessions spreads.
+        self._placing: Counter[str] = Counter()
+        # When each host that could not be reached may be tried first again.
+        self._down_until: dict[str, float] = {}
 
     async def connection(self, key: str) -> AppServerConnection:
         """The live child of `key`, started now if there is none.
@@ -86,8 +93,10 @@ class ChildPool:
                     connection: AppServerConnection = await self._tg.start(self._run, key)
                 except CodexMcpError as exc:
                     host = self._hosts.get(key)
-                    if host is not None and not exc.message.startswith(f"host {host.name}:"):
-                        raise CodexMcpError(exc.code, f"host {host.name}: {exc.message}") from exc
+                    if host is not None:
+                        self._down_until[key] = anyio.current_time() + _HOST_RETRY_S
+                        if not exc.message.startswith(f"host {host.name}:"):
+                            raise CodexMcpError(exc.code, f"host {host.name}: {exc.message}") from exc
                     if _BUSY_STATE_DB not in exc.message or attempt == _BUSY_START_ATTEMPTS:
                         raise
                     # Another Codex (another window's server) is initialising the same CODEX_HOME.
@@ -134,8 +143,25 @@ class ChildPool:
             child.lifetime.cancel()
 
     def host_keys(self) -> list[str]:
-        """The connection keys of the remote hosts, fewest loaded threads first (the least busy)."""
-        return sorted(self._hosts, key=lambda key: len(c.threads) if (c := self._children.get(key)) else 0)
+        """The connection keys of the remote hosts, best first for a new thread: those not found
+        down lately before those that were, then the fewest threads held or being started."""
+        now = anyio.current_time()
+
+        def load(key: str) -> tuple[bool, int]:
+            child = self._children.get(key)
+            held = len(child.threads) if child is not None else 0
+            return self._down_until.get(key, 0.0) > now, held + self._placing[key]
+
+        return sorted(self._hosts, key=load)
+
+    @contextmanager
+    def placing(self, key: str) -> Generator[None]:
+        """Count a thread being started on `key` as held while it starts."""
+        self._placing[key] += 1
+        try:
+            yield
+        finally:
+            self._placing[key] -= 1
 
     def loaded(self, key: str, thread_id: str) -> None:
         """Note that the live child of `key` has loaded `thread_id`."""
@@ -153,7 +179,11 @@ class ChildPool:
         host = self._hosts.get(key)
         if host is not None:
             return connect_app_server(
-                host.url, token=host.token(), handler=handler, client_version=__version__
+                host.url,
+                token=host.token(),
+                handler=handler,
+                client_version=__version__,
+                liveness_s=host.timeout_s,
             )
         if self._service is not None:
             try:

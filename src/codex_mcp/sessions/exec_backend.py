@@ -66,8 +66,7 @@ class ExecBackend:
     def key(self) -> str:
         return EXEC_KEY
 
-    @property
-    def turns_outlive_us(self) -> bool:
+    def outlives_us(self, key: str) -> bool:
         return False  # each turn is our child
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup
 
 from codex_mcp.backend_mode import BackendMode, ModeChoice, ModeResolver
 from codex_mcp.errors import CodexMcpError, redact
-from codex_mcp.hosts import host_key, host_named
+from codex_mcp.hosts import host_named
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
 from codex_mcp.service.attach import SharedService
@@ -173,11 +173,11 @@ class SessionManager:
     def stop_now(self, why: str) -> None:
         """Stop at once, as a client stopping us needs (its SIGKILL follows within ~100-400 ms): end
         every running turn as cut short by the client, write every session, kill every child.
-        Turns on a shared service go on: they are written as running, for the next server."""
-        if not self._backends.assumed.turns_outlive_us:
-            self._fail_running_turns(
-                None, "client_stopped", f"{why} while this turn ran; codex_reply continues it"
-            )
+        Turns on a shared service or a remote host go on: they are written as running, for the
+        next server."""
+        self._fail_running_turns(
+            None, "client_stopped", f"{why} while this turn ran; codex_reply continues it", dying=True
+        )
         if self._persister is not None:
             for session in self.sessions():
                 self._persister.write(session)
@@ -221,18 +221,31 @@ class SessionManager:
 
     def _end_running_turns(self) -> None:
         """Close the turns the drain left running: their children are about to stop (turns on a
-        shared service go on: the next server picks them up)."""
-        if self._backends.assumed.turns_outlive_us:
-            return
+        shared service or a remote host go on: the next server picks them up)."""
         self._fail_running_turns(
-            None, "server_shutdown", "codex-mcp shut down before this turn finished; codex_reply continues it"
+            None,
+            "server_shutdown",
+            "codex-mcp shut down before this turn finished; codex_reply continues it",
+            dying=True,
         )
 
-    def _fail_running_turns(self, key: str | None, reason: str, message: str) -> None:
-        """End every running turn (of the child `key`, or of all) as an error; cancel what it waits on."""
-        for session in list(self._sessions.values()):
-            if session.status in ("running", "waiting_approval") and key in (None, session.connection_key):
-                self._fail_turn(session, reason, message)
+    def _dies_with_us(self, session: Session) -> bool:
+        """Whether `session`'s running turn ends when this server does (its Codex is our child)."""
+        return not self._backends.assumed.outlives_us(session.connection_key)
+
+    def _fail_running_turns(self, key: str | None, reason: str, message: str, *, dying: bool = False) -> int:
+        """End every running turn (of the child `key`, or of all; with `dying`, only those that die
+        with this server) as an error; cancel what it waits on. How many it ended."""
+        ended = [
+            session
+            for session in self._sessions.values()
+            if session.status in ("running", "waiting_approval")
+            and key in (None, session.connection_key)
+            and (not dying or self._dies_with_us(session))
+        ]
+        for session in ended:
+            self._fail_turn(session, reason, message)
+        return len(ended)
 
     def _cancel_pending(self, session: Session) -> None:
         """Take every request `session` waits on out of its actions, as cancelled."""
@@ -248,11 +261,13 @@ class SessionManager:
 
     async def _drain(self, timeout_s: float) -> None:
         """Give running turns up to `timeout_s` to finish before their children are stopped."""
-        if self._backends.assumed.turns_outlive_us:
-            return
         with anyio.move_on_after(timeout_s):
             while True:
-                running = [s for s in self._sessions.values() if s.status in ("running", "waiting_approval")]
+                running = [
+                    s
+                    for s in self._sessions.values()
+                    if s.status in ("running", "waiting_approval") and self._dies_with_us(s)
+                ]
                 if not running:
                     return
                 logger.info("waiting for %d running turn(s) before shutdown", len(running))
@@ -270,7 +285,9 @@ class SessionManager:
         )
         if stderr_tail.strip():
             message += f"; stderr: {stderr_tail.strip()[-800:]}"
-        self._fail_running_turns(key, "app_server_exited", redact(message))
+        failed = self._fail_running_turns(key, "app_server_exited", redact(message))
+        if failed:
+            logger.warning("%s: %d running turn(s) ended as error", redact(message), failed)
 
     def _session_for(self, thread_id: str | None) -> Session | None:
         return self._by_thread.get(thread_id) if thread_id is not None else None
@@ -426,15 +443,13 @@ class SessionManager:
                 connection_key=backend.key,
                 filter_noise=self._settings.filter_noise,
                 view=False,
-                live=backend.turns_outlive_us,
+                outlives=backend.outlives_us,
             )
             if session is None:
                 raise _not_found(session_id)
             if before.kind == "none":
                 logger.info("adopted session %s (its server has exited)", session_id)
             session.backend = self._backends.assumed.name
-            if session.settings.host is not None:
-                session.connection_key = host_key(session.settings.host)  # back to its host
             if self._views is not None:
                 self._views.drop(session_id)
             self._register(session, new=False)

@@ -21,6 +21,7 @@ from typing import Any, Final, cast, get_args
 import anyio
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.hosts import host_key
 from codex_mcp.sessions.buffer import EventBuffer
 from codex_mcp.sessions.ingest import finish_turn
 from codex_mcp.sessions.session import (
@@ -40,6 +41,10 @@ META_VERSION: Final = 1
 FLUSH_PERIOD_S: Final = 0.25
 _SETTING_NAMES: Final = frozenset(field.name for field in fields(ThreadSettings))
 _TOKEN_NAMES: Final = frozenset(field.name for field in fields(TokenTotals))
+
+
+def _nothing_outlives(key: str) -> bool:
+    return False
 
 
 def session_meta(session: Session) -> dict[str, Any]:
@@ -70,15 +75,21 @@ def session_meta(session: Session) -> dict[str, Any]:
 
 
 def restore_session(
-    stored: StoredSession, *, connection_key: str, filter_noise: bool, view: bool = False, live: bool = False
+    stored: StoredSession,
+    *,
+    connection_key: str,
+    filter_noise: bool,
+    view: bool = False,
+    outlives: Callable[[str], bool] = _nothing_outlives,
 ) -> Session:
     """The session `stored` describes, as it was, except that no turn can still be running.
 
     A turn that was running when the previous server died ends with status `error`, reason
     `server_restart`; the session can be replied to like any errored one. With `view`, the session
-    is shown exactly as its (live) owner wrote it, pending requests included. With `live` (its turn
-    ran on a shared service, which outlives servers), a running turn stays running, with its pending
-    requests: the adopting server re-attaches to it.
+    is shown exactly as its (live) owner wrote it, pending requests included. A session of a remote
+    host gets that host's connection key, not `connection_key`. When `outlives` its connection key
+    (its turn ran on a shared service or a remote host, which outlive servers), a running turn stays
+    running, with its pending requests: the adopting server re-attaches to it.
 
     Raises:
         ValueError: the metadata lacks what a session needs.
@@ -99,7 +110,7 @@ def restore_session(
         session_id=stored.session_id,
         thread_id=thread_id,
         settings=thread_settings,
-        connection_key=connection_key,
+        connection_key=connection_key if thread_settings.host is None else host_key(thread_settings.host),
         backend="exec" if meta.get("backend") == "exec" else "app-server",
         filter_noise=filter_noise,
         buffer=EventBuffer.restored(
@@ -131,7 +142,8 @@ def restore_session(
         session.tokens = TokenTotals(**counts, seen=saved.get("seen") is True)
     session.result = stored.result
     session.forgotten = meta.get("forgotten") is True
-    if view or (live and session.status in ("running", "waiting_approval")):
+    live = outlives(session.connection_key) and session.status in ("running", "waiting_approval")
+    if view or live:
         session.pending = _pending_requests(meta.get("pending"))
         return session
     session.turn_finished.set()
@@ -231,7 +243,7 @@ class SessionPersister:
         filter_noise: bool,
         view: bool,
         events: bool = True,
-        live: bool = False,
+        outlives: Callable[[str], bool] = _nothing_outlives,
     ) -> Session | None:
         """The session on disk (see `restore_session`), without its events unless `events`; None
         when it is missing, unreadable or forgotten."""
@@ -240,7 +252,7 @@ class SessionPersister:
             return None
         try:
             session = restore_session(
-                stored, connection_key=connection_key, filter_noise=filter_noise, view=view, live=live
+                stored, connection_key=connection_key, filter_noise=filter_noise, view=view, outlives=outlives
             )
         except ValueError as exc:
             logger.warning("skipping session %s: %s", session_id, exc)

@@ -336,6 +336,8 @@ class Session:
             info.owner = self.owner
         if self.settings.model is not None:
             info.model = self.settings.model
+        if self.settings.host is not None:
+            info.host = self.settings.host
         if self.cancelled_at is not None:
             info.cancelled_at = self.cancelled_at
         if self.cancelled_reason is not None:

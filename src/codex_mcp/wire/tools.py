@@ -52,6 +52,9 @@ from codex_mcp._generated.tools import (
     TurnError,
     TurnResult,
 )
+from codex_mcp._generated.tools import (
+    Host as HostCheck,  # a host's state in codex_setup; `codex_mcp.hosts.Host` is its settings
+)
 from codex_mcp.errors import CodexMcpError
 
 __all__ = [
@@ -73,6 +76,7 @@ __all__ = [
     "ConfigFile",
     "Event",
     "Execution",
+    "HostCheck",
     "InteractionState",
     "Problem",
     "Progress",

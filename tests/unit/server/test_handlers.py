@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.hosts import Host
 from codex_mcp.server import handlers, results
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.wire.tools import output_json, output_model, output_problems, parse_input
@@ -32,7 +33,7 @@ async def _no_progress(elapsed_s: float, message: str) -> None:
     return None
 
 
-async def _tool(manager: SessionManager, name: str, arguments: Json) -> Json:
+async def _tool(manager: SessionManager, name: str, arguments: Json, hosts: tuple[Host, ...] = ()) -> Json:
     """One tool call as the server makes it; the structured content a client gets."""
     handler = {
         "codex": handlers.codex,
@@ -40,7 +41,7 @@ async def _tool(manager: SessionManager, name: str, arguments: Json) -> Json:
         "codex_check": handlers.codex_check,
         "codex_session": handlers.codex_session,
     }[name]
-    call = handlers.Call(manager_or_error=manager, report_progress=_no_progress)
+    call = handlers.Call(manager_or_error=manager, report_progress=_no_progress, hosts=hosts)
     with anyio.fail_after(STEP_BOUND_S):
         output = await handler(parse_input(name, arguments), call)
     assert type(output) is output_model(name)
@@ -225,3 +226,34 @@ async def test_a_long_poll_returns_when_codex_ends_the_turn(
         fake.complete_turn(session, "news")
     assert checked["status"] == "idle"
     assert checked["result"]["text"] == "news"
+
+
+async def test_with_remote_hosts_cwd_and_images_are_the_host_s_paths_not_checked_here(
+    on_fake: tuple[SessionManager, FakeBackend],
+) -> None:
+    manager, fake = on_fake
+    hosts = (Host("box", "ws://127.0.0.1:1"),)
+    arguments: Json = {
+        "prompt": "do it",
+        "cwd": "/srv/repo/../repo",  # no such directory here: it is the host's
+        "approvalPolicy": "never",
+        "sandbox": "read-only",
+        "advanced": {"images": ["shots/a.png"]},
+    }
+    await _tool(manager, "codex", arguments, hosts)
+    assert fake.started[-1].cwd == "/srv/repo"
+    assert fake.turns[-1][1].images == ["/srv/repo/shots/a.png"]
+    for cwd, why in (
+        ("repo", "is not an absolute path"),
+        ("~/repo", "is not an absolute path"),
+        (None, "required"),
+    ):
+        with pytest.raises(CodexMcpError) as refused:
+            await _tool(
+                manager,
+                "codex",
+                {**arguments, "cwd": cwd} if cwd else {k: v for k, v in arguments.items() if k != "cwd"},
+                hosts,
+            )
+        assert (refused.value.code, refused.value.field) == ("INVALID_ARGUMENT", "cwd")
+        assert why in refused.value.message

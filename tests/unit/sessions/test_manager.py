@@ -245,7 +245,7 @@ async def _left_running(state: Path) -> tuple[str, str]:
     """A session whose turn was running on a shared service when its server exited: its id, thread."""
     store = StateStore.open(state)
     try:
-        async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
+        async with open_on_fake(backend=FakeBackend(outlive=True), store=store) as (manager, fake):
             session = await _start(manager)
             await fake.request("item/commandExecution/requestApproval", _approval(session))
             assert not fake.closed
@@ -277,7 +277,7 @@ async def test_a_turn_that_ended_while_no_server_was_attached_shows_its_result_a
     }
     store = StateStore.open(tmp_path / "state")
     try:
-        fake = FakeBackend(outlives_us=True, ended_while_away={thread_id: turn})
+        fake = FakeBackend(outlive=True, ended_while_away={thread_id: turn})
         async with open_on_fake(backend=fake, store=store) as (manager, _):
             session = await manager.lookup(session_id)
             with anyio.fail_after(STEP_BOUND_S):
@@ -299,7 +299,7 @@ async def test_a_turn_still_running_keeps_its_pending_approval_and_takes_codexs_
     session_id, thread_id = await _left_running(tmp_path / "state")
     store = StateStore.open(tmp_path / "state")
     try:
-        async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
+        async with open_on_fake(backend=FakeBackend(outlive=True), store=store) as (manager, fake):
             session, pending = await _reattached(manager, fake, session_id)
             # Codex replays the request (same id) to the connection that resumed the thread.
             session.active_turn_id = session.active_turn_id or "turn-2"
@@ -322,7 +322,7 @@ async def test_an_approval_that_expired_while_no_server_was_attached_is_declined
     session_id, _ = await _left_running(tmp_path / "state")
     store = StateStore.open(tmp_path / "state")
     try:
-        async with open_on_fake(backend=FakeBackend(outlives_us=True), store=store) as (manager, fake):
+        async with open_on_fake(backend=FakeBackend(outlive=True), store=store) as (manager, fake):
             session, pending = await _reattached(manager, fake, session_id)
             pending.expires_at = "2000-01-01T00:00:00.000+00:00"  # its timeout passed while detached
             replay = _approval(session) | {"turnId": session.active_turn_id or "turn-2"}
