@@ -6,7 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.hosts import Host, load_hosts
@@ -107,10 +107,17 @@ def default_state_dir(env: dict[str, str]) -> Path:
 
 
 AppServerPlacement = Literal["child", "shared"]
+# An app-server is recycled once past this part of CODEX_MCP_APP_SERVER_MAX_RSS_MB (it grows about
+# 1 MB a session; the headroom covers the turns that run until a quiet moment comes).
+RECYCLE_FRACTION: Final = 0.8
 
 
-def _placement(env: dict[str, str]) -> AppServerPlacement:
-    raw = env.get("CODEX_MCP_APP_SERVER", "").strip() or "child"
+def _placement(env: dict[str, str], nesting: NestingPolicy) -> AppServerPlacement:
+    """CODEX_MCP_APP_SERVER; unset: the shared service, except for a server a Codex turn started
+    (nested: it lives for that turn, and a service of its own would only outlive it) and where
+    there are no unix sockets."""
+    default = "shared" if nesting.level == 0 and os.name == "posix" else "child"
+    raw = env.get("CODEX_MCP_APP_SERVER", "").strip() or default
     if raw not in ("child", "shared"):
         raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_APP_SERVER={raw}: expected child or shared")
     return raw
@@ -148,7 +155,8 @@ class Settings:
     # Whether the Codex children may start codex-mcp from the user's config (the recursion guard).
     nesting: NestingPolicy = field(default_factory=NestingPolicy)
     # "shared": sessions run on a Codex service that outlives this server (`service/`); "child":
-    # on a stdio child of this server, as before.
+    # on a stdio child of this server. `from_env` defaults to shared; a Settings built in code
+    # (tests, benches) runs on a child unless it says otherwise.
     app_server: AppServerPlacement = "child"
     # Seconds a shared service with nobody attached and no turn running stays up.
     service_idle_s: float = 10 * 60.0
@@ -158,10 +166,17 @@ class Settings:
     # Remote app-servers new sessions run on (CODEX_MCP_HOSTS); none: sessions run here.
     hosts: tuple[Host, ...] = ()
 
+    @property
+    def recycle_rss_mb(self) -> float:
+        """Where an app-server is recycled: short of the bound, so what it grows while waiting for
+        a moment with no turn running keeps it under the bound."""
+        return self.app_server_max_rss_mb * RECYCLE_FRACTION
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Read CODEX_MCP_* variables."""
         environ = dict(os.environ if env is None else env)
+        nesting = NestingPolicy.from_env(environ)
         return cls(
             reconnect_timeout_s=_env_ms("CODEX_MCP_RECONNECT_TIMEOUT_MS", 120_000, environ),
             request_timeout_s=_env_ms("CODEX_MCP_REQUEST_TIMEOUT_MS", 90_000, environ),
@@ -170,8 +185,8 @@ class Settings:
             filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
             drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
             state_dir=default_state_dir(environ),
-            nesting=NestingPolicy.from_env(environ),
-            app_server=_placement(environ),
+            nesting=nesting,
+            app_server=_placement(environ, nesting),
             service_idle_s=_env_ms("CODEX_MCP_SERVICE_IDLE_MS", 10 * 60_000, environ),
             app_server_max_rss_mb=_env_positive("CODEX_MCP_APP_SERVER_MAX_RSS_MB", 2048, environ),
             hosts=_hosts(environ),

@@ -127,20 +127,25 @@ def _structured(result: types.CallToolResult) -> dict[str, Any]:
     return cast(dict[str, Any], structured)
 
 
-def server_env(codex_env: CodexEnv, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of our server: Codex's isolated one, plus where the pinned Codex is."""
+def server_env(codex_env: CodexEnv, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of our server: Codex's isolated one, plus where the pinned Codex is, plus
+    `extra` (a None value unsets the variable: the server's default then holds)."""
     env = codex_env.env()
     env["CODEX_MCP_PATH"] = str(codex_env.binary)
     env["CODEX_MCP_LOG_LEVEL"] = "INFO"
     env["CODEX_MCP_VALIDATE_OUTPUT"] = "1"
     env["CODEX_MCP_STATE_DIR"] = str(codex_env.root / "state")
-    env.update(extra or {})
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
 @asynccontextmanager
 async def running_server(
-    codex_env: CodexEnv, extra_env: Mapping[str, str] | None = None, *, errlog: TextIO = sys.stderr
+    codex_env: CodexEnv, extra_env: Mapping[str, str | None] | None = None, *, errlog: TextIO = sys.stderr
 ) -> AsyncGenerator[McpServerUnderTest]:
     """Start `python -m codex_mcp` as a real stdio MCP server (its stderr to `errlog`) and
     initialise a client session."""

@@ -85,7 +85,13 @@ async def in_process(
     # The children inherit our environment: the isolated Codex's one, with the stand-in as Codex.
     for name, value in server_env(codex_env, {"CODEX_MCP_PATH": str(stand_in)}).items():
         monkeypatch.setenv(name, value)
-    settings = Settings.from_env({"CODEX_MCP_VALIDATE_OUTPUT": "1", "CODEX_MCP_DRAIN_TIMEOUT_MS": "100"})
+    settings = Settings.from_env(
+        {
+            "CODEX_MCP_VALIDATE_OUTPUT": "1",
+            "CODEX_MCP_DRAIN_TIMEOUT_MS": "100",
+            "CODEX_MCP_APP_SERVER": "child",
+        }
+    )
     backend = ModeResolver(stand_in, probe_timeout_s=_PROBE_BOUND_S)
     startup = Startup(settings, CodexExecutable(stand_in, "CODEX_MCP_PATH"), backend)
     with anyio.fail_after(_TEST_BOUND_S):

@@ -52,6 +52,8 @@ def _clean_env(tmp_path: Path, codex_env: CodexEnv) -> dict[str, str]:
         "PATH": f"{tmp_path / 'venv' / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp_path / "home"),
         "CODEX_HOME": str(codex_env.codex_home),
+        # A shared service (the default) would outlive the test by its idle period.
+        "CODEX_MCP_APP_SERVER": "child",
         "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv")),
     }
     return env

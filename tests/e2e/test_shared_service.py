@@ -26,7 +26,8 @@ from tests.harness.waiting import wait_until
 pytestmark = [pytest.mark.real_codex, pytest.mark.anyio, pytest.mark.timeout(240)]
 
 IDLE_MS = 1500
-SHARED = {"CODEX_MCP_APP_SERVER": "shared", "CODEX_MCP_SERVICE_IDLE_MS": str(IDLE_MS)}
+# The shared service is the default: these servers run with CODEX_MCP_APP_SERVER unset.
+SHARED: dict[str, str | None] = {"CODEX_MCP_APP_SERVER": None, "CODEX_MCP_SERVICE_IDLE_MS": str(IDLE_MS)}
 
 
 def _tagged(codex_env: CodexEnv) -> proc_tree.ProcessSnapshot:
@@ -181,3 +182,45 @@ async def test_two_servers_on_one_directory_share_one_app_server_that_stops_when
         assert len(_app_servers(codex_env)) == 1
     await _wait_stopped(codex_env)
     assert _app_servers(codex_env) == []
+
+
+async def test_an_approval_whose_timeout_passed_while_no_server_was_attached_is_declined_visibly(
+    codex_env: CodexEnv, tmp_path: Path
+) -> None:
+    approval_ms = 1500
+    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
+        first = await _raw_server(codex_env, stderr)
+        started = await first.call(
+            "codex",
+            {
+                "prompt": "scenario:shell make the file",
+                "approvalPolicy": "untrusted",
+                "sandbox": "workspace-write",
+                "advanced": {"waitForResult": 30000, "approvalTimeoutMs": approval_ms},
+            },
+        )
+        session_id = started["sessionId"]
+        assert started["status"] == "waiting_approval", started
+        (action,) = started["actions"]
+        await wait_until(
+            lambda: _pending_on_disk(codex_env, session_id) == [action["requestId"]],
+            timeout_s=10,
+            what="the pending approval in meta.json",
+        )
+        await _killed_after(first)
+    await anyio.sleep(approval_ms / 1000 + 1)  # the timeout passes while nobody is attached
+
+    async with running_server(codex_env, SHARED) as mcp:
+        every = {"action": "poll", "sessionId": session_id, "cursor": 0, "maxEvents": 500}
+        done, _ = await mcp.poll_until(
+            session_id, lambda poll: poll["status"] in ("idle", "error"), max_events=500
+        )
+        full = await mcp.call("codex_check", every)
+        assert not done.get("actions")
+        (result,) = [e for e in full["events"] if e["type"] == "approval_result"]
+        assert (result["data"]["requestId"], result["data"]["decision"]) == (action["requestId"], "decline")
+        assert result["data"]["timeout"] is True
+        # Declined: Codex did not run the command, and the turn ended with its real result.
+        assert not (codex_env.workspace / "made.txt").exists()
+        assert done["result"]["status"] == "completed", done
+    await _wait_stopped(codex_env)

@@ -74,6 +74,7 @@ def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[Wor
         "CODEX_MCP_STATE_DIR": str(tmp_path / "state"),
         # The hanging session would hold the shutdown for the whole default drain.
         "CODEX_MCP_DRAIN_TIMEOUT_MS": "100",
+        "CODEX_MCP_APP_SERVER": "child",  # the fake Codex is a child; a service would outlive the test
     }
     startup = Startup(
         Settings.from_env(settings_env),

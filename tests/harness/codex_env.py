@@ -138,6 +138,9 @@ class CodexEnv:
                 "RUST_LOG": os.environ.get("CODEX_TEST_RUST_LOG", "warn"),
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
+                # Our servers default to the shared Codex service, which outlives them by its idle
+                # period (10 min): a test that wants it says so (and sets a short idle period).
+                "CODEX_MCP_APP_SERVER": "child",
             }
         )
         if self.proxy_url:

@@ -108,6 +108,7 @@ async def hostile(
             "CODEX_MCP_VALIDATE_OUTPUT": "1",
             "CODEX_MCP_STATE_DIR": str(tmp_path / "state"),
             "CODEX_MCP_DRAIN_TIMEOUT_MS": "100",
+            "CODEX_MCP_APP_SERVER": "child",  # the fake's hostile acts are a child's
         }
     )
     startup = Startup(

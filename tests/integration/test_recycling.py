@@ -58,7 +58,11 @@ async def test_a_grown_stdio_child_is_replaced_between_turns_and_the_reply_keeps
     for name, value in codex_env.env().items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env(
-        {"CODEX_MCP_APP_SERVER_MAX_RSS_MB": TINY_MB, "CODEX_MCP_STATE_DIR": str(state)}
+        {
+            "CODEX_MCP_APP_SERVER_MAX_RSS_MB": TINY_MB,
+            "CODEX_MCP_STATE_DIR": str(state),
+            "CODEX_MCP_APP_SERVER": "child",
+        }
     )
     store = StateStore.open(state)
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from codex_mcp.errors import CodexMcpError
+from codex_mcp.nesting import NESTING_LEVEL_VARIABLE
 from codex_mcp.profiles import profile_config
 from codex_mcp.settings import Settings, resolve_codex
 
@@ -119,8 +120,12 @@ def test_a_profile_name_cannot_name_a_file_outside_codex_home(tmp_path: Path, na
     assert "letters, digits" in caught.value.message
 
 
-def test_the_app_server_placement_defaults_to_a_child_and_a_bad_one_names_the_variable() -> None:
-    assert Settings.from_env({}).app_server == "child"
+def test_the_app_server_placement_defaults_to_the_shared_service_and_a_bad_one_names_the_variable() -> None:
+    assert Settings.from_env({}).app_server == "shared"
+    assert Settings.from_env({"CODEX_MCP_APP_SERVER": "child"}).app_server == "child"
+    # A server a Codex turn started lives for that turn: a service of its own would outlive it.
+    nested = {NESTING_LEVEL_VARIABLE: "1", "CODEX_MCP_MAX_NESTING": "1"}
+    assert Settings.from_env(nested).app_server == "child"
     shared = Settings.from_env({"CODEX_MCP_APP_SERVER": "shared", "CODEX_MCP_SERVICE_IDLE_MS": "2500"})
     assert (shared.app_server, shared.service_idle_s) == ("shared", 2.5)
     with pytest.raises(CodexMcpError, match="CODEX_MCP_APP_SERVER=cluster: expected child or shared"):

@@ -162,7 +162,7 @@ async def _recycle_if_grown(layout: ServiceLayout, codex: _Codex, max_rss_bytes:
     if rss is None or rss <= max_rss_bytes or await turns_running(layout) is not False:
         return
     logger.info(
-        "service %s: recycling codex pid %d: %d MiB resident, over the bound of %d MiB",
+        "service %s: recycling codex pid %d: %d MiB resident, past its recycling mark of %d MiB",
         layout.key,
         process.pid,
         rss // 2**20,

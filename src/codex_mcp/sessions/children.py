@@ -134,7 +134,7 @@ class ChildPool:
             if rss is None or rss <= max_rss_bytes or key in busy_keys or child.connection.busy:
                 continue
             logger.info(
-                "recycling codex app-server pid %s: %d MiB resident, over the bound of %d MiB",
+                "recycling codex app-server pid %s: %d MiB resident, past its recycling mark of %d MiB",
                 pid,
                 rss // 2**20,
                 max_rss_bytes // 2**20,

@@ -111,7 +111,7 @@ class SessionManager:
                     env=child_env,
                     ledger=store,
                     service=_shared_service(codex, settings, store),
-                    max_rss_mb=settings.app_server_max_rss_mb,
+                    max_rss_mb=settings.recycle_rss_mb,
                     hosts=settings.hosts,
                 ),
                 lambda: ExecBackend(
@@ -746,5 +746,5 @@ def _shared_service(
         [str(codex.path)],
         env,
         idle_s=settings.service_idle_s,
-        max_rss_mb=settings.app_server_max_rss_mb,
+        max_rss_mb=settings.recycle_rss_mb,
     )
