@@ -153,8 +153,9 @@ class FakeBackend:
             "clientId": steer.client_message_id,
             "content": [{"type": "text", "text": steer.prompt, "text_elements": list[Json]()}],
         }
-        for method in ("item/started", "item/completed"):
-            self.notify(method, {"threadId": session.thread_id, "turnId": turn_id, "item": item})
+        ids = {"threadId": session.thread_id, "turnId": turn_id, "item": item}
+        self.notify("item/started", {**ids, "startedAtMs": 0})
+        self.notify("item/completed", {**ids, "completedAtMs": 0})
 
     async def interrupt(self, session: Session) -> None:
         if session.active_turn_id is None:
