@@ -275,12 +275,13 @@ async def test_codex_reply_steer_takes_images_but_refuses_a_new_turns_overrides(
         {"sessionId": session_id, "prompt": "like this", "steer": True, "images": ["pixel.png"]},
     )
     assert [request.images for _, request in fake.steered] == [[str(image)]]
-    for field, value in (
+    overrides: list[tuple[str, object]] = [
         ("model", "other"),
         ("sandbox", "read-only"),
         ("outputSchema", {}),
         ("cwd", str(tmp_path)),
-    ):
+    ]
+    for field, value in overrides:
         with pytest.raises(CodexMcpError) as refused:
             await _tool(
                 manager, "codex_reply", {"sessionId": session_id, "prompt": "x", "steer": True, field: value}
