@@ -3,6 +3,7 @@ exactly the published field names, and unknown fields that say where they belong
 
 from __future__ import annotations
 
+import json
 import re
 import types as pytypes
 import typing
@@ -76,11 +77,13 @@ def test_codegen_refuses_a_tool_whose_input_schema_a_client_would_misread() -> N
 
 
 def _conditions(entry: Schema) -> list[tuple[str, list[Any]]]:
-    """(field, the values that make the rule apply) of a rule's `if`."""
+    """(field, the values that make the rule apply) of a rule's `if`; booleans as JSON says them
+    (`steer: true`), as the descriptions do."""
     tested = cast(dict[str, Schema], entry["if"]["properties"])
-    return [
+    found = [
         (name, [test["const"]] if "const" in test else list(test["enum"])) for name, test in tested.items()
     ]
+    return [(name, [json.dumps(v) if isinstance(v, bool) else v for v in values]) for name, values in found]
 
 
 def _effects(part: Schema | None) -> tuple[list[str], list[str]]:
@@ -103,7 +106,7 @@ def _input_rule_entries() -> list[tuple[str, Schema]]:
 
 
 def test_the_tools_with_per_action_rules_have_them_in_rules_files() -> None:
-    assert {tool for tool, _ in _input_rule_entries()} == {"codex_check", "codex_session"}
+    assert {tool for tool, _ in _input_rule_entries()} == {"codex_check", "codex_session", "codex_reply"}
 
 
 def test_rules_name_only_fields_their_schema_declares() -> None:

@@ -95,15 +95,23 @@ async def test_cancelling_an_exec_turn_stops_its_child(codex_env: CodexEnv) -> N
     assert final["status"] == "cancelled"
 
 
-async def test_fork_and_background_terminals_are_not_supported_in_exec_mode(codex_env: CodexEnv) -> None:
+async def test_fork_steer_and_background_terminals_are_not_supported_in_exec_mode(
+    codex_env: CodexEnv,
+) -> None:
     async with running_server(codex_env, EXEC) as mcp:
         out = await mcp.call("codex", codex_args("scenario:plain hi", wait_ms=60000))
         fork = await mcp.error("codex_session", {"action": "fork", "sessionId": out["sessionId"]})
         clean = await mcp.error(
             "codex_session", {"action": "clean_background_terminals", "sessionId": out["sessionId"]}
         )
+        slow = await mcp.call("codex", codex_args("scenario:slow take long"))
+        steer = await mcp.error(
+            "codex_reply", {"sessionId": slow["sessionId"], "prompt": "change course", "steer": True}
+        )
+        await mcp.call("codex_session", {"action": "cancel", "sessionId": slow["sessionId"]})
     assert fork.code == "EXEC_NOT_SUPPORTED"
     assert clean.code == "EXEC_NOT_SUPPORTED"
+    assert steer.code == "EXEC_NOT_SUPPORTED"
 
 
 async def test_a_codex_without_app_server_is_detected_and_run_in_exec_mode(

@@ -4,8 +4,8 @@ Valid arguments: each property's values come from hypothesis-jsonschema on that 
 schema, and objects are assembled here (hypothesis-jsonschema re-merges an object schema on every
 draw, which is 10-100x slower than `fixed_dictionaries`). The cross-field rules (the tool's rules
 file, schemas/tools/rules/, published apart from its input schema), `allOf` entries of if/then/else
-on the values of `action` and `decision`, become one branch per combination of those values. Some
-values are slots (`@idle`, `@request`, `@workspace`, ...) that the runner replaces with a live
+on the values of `action`, `decision` and `steer`, become one branch per combination of those
+values. Some values are slots (`@idle`, `@request`, `@workspace`, ...) that the runner replaces with a live
 session, its pending request, or an existing directory, image or profile, so that valid calls reach
 more than SESSION_NOT_FOUND. Waits are capped at MAX_WAIT_MS, since a wait is real time.
 
@@ -253,7 +253,7 @@ class ToolArguments:
         required = set(self.schema.get("required", []))
         tested = list(dict.fromkeys(name for name, *_ in self._rules))
         choices = [
-            [*([] if name in required else [_ABSENT]), *self._resolve(properties[name])["enum"]]
+            [*([] if name in required else [_ABSENT]), *self._rule_values(properties[name])]
             for name in tested
         ]
         for combination in itertools.product(*choices):
@@ -269,6 +269,13 @@ class ToolArguments:
                     forbidden |= effect[1]
             if not needed & forbidden and not set(present) & forbidden:
                 yield present, needed, forbidden
+
+    def _rule_values(self, schema: Schema) -> list[Json]:
+        """Every value of a field a rule tests: its enum, or both booleans (`steer`)."""
+        resolved = self._resolve(schema)
+        if resolved.get("type") == "boolean":
+            return [True, False]
+        return list(resolved["enum"])
 
     def _object(
         self, schema: Schema, fixed: dict[str, Json], required: set[str], forbidden: set[str]

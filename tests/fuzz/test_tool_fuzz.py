@@ -22,7 +22,7 @@ import anyio
 import mcp_types as types
 import pytest
 from anyio.from_thread import start_blocking_portal
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from mcp import Client
 
 from codex_mcp.backend_mode import ModeChoice, ModeResolver
@@ -196,3 +196,30 @@ def test_unknown_tool_names_end_in_invalid_argument_naming_the_name(
 
         check()
     print(summary("(unknown)", "tool names", outcomes))
+
+
+def test_the_valid_cases_of_codex_reply_steer_and_leave_a_new_turns_overrides_out() -> None:
+    strategy = ToolArguments("codex_reply").valid()
+    overrides = {"model", "approvalPolicy", "effort", "summary", "personality", "sandbox", "cwd"}
+    steer = find(
+        strategy, lambda case: case.arguments.get("steer") is True and "clientMessageId" in case.arguments
+    )
+    assert not overrides & set(steer.arguments)
+    turn = find(strategy, lambda case: case.arguments.get("steer") is not True and "model" in case.arguments)
+    assert "clientMessageId" not in turn.arguments
+
+
+def test_a_steer_of_the_running_slot_reaches_the_fake_codex_and_a_retry_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fuzz_world(tmp_path, monkeypatch) as world:
+        arguments = world.fill(
+            {"sessionId": "@running", "prompt": "steer me", "steer": True, "clientMessageId": "f1"}
+        )
+        first = world.ok("codex_reply", arguments)
+        again = world.ok("codex_reply", arguments)
+        idle = world.fill({"sessionId": "@idle", "prompt": "steer me", "steer": True})
+        refused = outcome_of(world.call("codex_reply", idle))
+    assert (first["status"], first["steered"]["duplicate"]) == ("running", False)
+    assert again["steered"] == {**first["steered"], "duplicate": True}
+    assert refused.code == "SESSION_NOT_RUNNING"

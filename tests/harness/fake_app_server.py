@@ -4,9 +4,11 @@ Run as a script (stdlib only, so it starts in a few tens of ms) it speaks the ap
 on stdin/stdout in the shapes of the recorded transcripts (`tests/contract/transcripts/app_server`):
 `initialize`, `thread/start`, `thread/resume`, `thread/fork`, `turn/start` (answered, then
 `turn/started`, an agent message delta, `item/completed`, token usage and `turn/completed`),
-`turn/interrupt` and `thread/backgroundTerminals/clean`. A prompt holding `fake:hang` starts a turn
-that runs until interrupted; `fake:fail` ends the turn `failed`; `fake:approve` asks for a command
-approval and `fake:ask` asks a question (plan mode's `requestUserInput`) before the turn completes.
+`turn/steer` (of a hanging turn: answered, then its userMessage item; any other turn refused as
+Codex does), `turn/interrupt` and `thread/backgroundTerminals/clean`. A prompt holding `fake:hang`
+starts a turn that runs until interrupted; `fake:fail` ends the turn `failed`; `fake:approve` asks
+for a command approval and `fake:ask` asks a question (plan mode's `requestUserInput`) before the
+turn completes.
 
 `FAKE_CODEX_MODE` picks a hostile behaviour, done at the first request of `FAKE_CODEX_TARGET`
 (default `turn/start`) and then, when `FAKE_CODEX_STATE` names a directory, never again by this
@@ -61,6 +63,7 @@ FLOOD_COUNT: Final = 100_000
 HUGE_LINE_BYTES: Final = 70 * 1024 * 1024
 EXIT_CODE: Final = 3
 _METHOD_NOT_FOUND: Final = -32601
+_INVALID_REQUEST: Final = -32600
 
 Message = dict[str, Any]
 
@@ -298,6 +301,8 @@ class FakeAppServer:
                 return self._thread_call(method, request_id, params)
             case "turn/start":
                 return self._turn_start(request_id, params)
+            case "turn/steer":
+                return self._turn_steer(request_id, params)
             case "turn/interrupt":
                 keep = self.answer(request_id, {}, method)
                 self._end_hanging(str(params.get("threadId")), "interrupted")
@@ -340,6 +345,31 @@ class FakeAppServer:
             self._ask(thread_id, turn_id, item_id, approval=APPROVE_MARKER in prompt)
             return True
         self._complete(thread_id, turn_id, item_id, FAKE_TEXT, failed=FAIL_MARKER in prompt)
+        return True
+
+    def _turn_steer(self, request_id: object, params: Message) -> bool:
+        thread_id, expected = str(params.get("threadId")), str(params.get("expectedTurnId"))
+        hanging = self.hanging.get(thread_id)
+        if hanging is None or hanging[0] != expected:
+            # Codex's refusals, word for word.
+            message = (
+                "no active turn to steer"
+                if hanging is None
+                else f"expected active turn id `{expected}` but found `{hanging[0]}`"
+            )
+            self.send({"id": request_id, "error": {"code": _INVALID_REQUEST, "message": message}})
+            return True
+        if not self.answer(request_id, {"turnId": expected}, "turn/steer"):
+            return False
+        item: Message = {
+            "type": "userMessage",
+            "id": str(uuid.uuid4()),
+            "clientId": params.get("clientUserMessageId"),
+            "content": [{"type": "text", "text": _prompt(params), "text_elements": list[Message]()}],
+        }
+        ids = {"threadId": thread_id, "turnId": expected}
+        self.notify("item/started", {"item": item, **ids, "startedAtMs": 1795487575000})
+        self.notify("item/completed", {"item": item, **ids, "completedAtMs": 1795487575000})
         return True
 
     def _ask(self, thread_id: str, turn_id: str, item_id: str, *, approval: bool) -> None:

@@ -15,10 +15,18 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import anyio.lowlevel
 
 from codex_mcp.backend_mode import BackendMode
 from codex_mcp.errors import CodexMcpError
-from codex_mcp.sessions.backend import BackendEvents, Reattached, Responder, StartedThread, TurnRequest
+from codex_mcp.sessions.backend import (
+    BackendEvents,
+    Reattached,
+    Responder,
+    StartedThread,
+    SteerRequest,
+    TurnRequest,
+)
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.settings import CodexExecutable, Settings
@@ -70,6 +78,10 @@ class FakeBackend:
     started: list[ThreadSettings] = field(default_factory=lambda: [])
     turns: list[tuple[str, TurnRequest]] = field(default_factory=lambda: [])
     interrupted: list[str] = field(default_factory=lambda: [])
+    # (turn id, request) of every steer Codex took
+    steered: list[tuple[str, SteerRequest]] = field(default_factory=lambda: [])
+    # Codex's turn ended before the next steer reached it: that steer is refused (then this clears)
+    steer_races_turn_end: bool = False
     stopped: list[str] = field(default_factory=lambda: [])
     prepared: list[str] = field(default_factory=lambda: [])
     cleaned: list[str] = field(default_factory=lambda: [])
@@ -129,6 +141,23 @@ class FakeBackend:
             "turn/started",
             {"threadId": session.thread_id, "turn": {"id": turn_id, "items": [], "status": "inProgress"}},
         )
+
+    async def steer(self, session: Session, turn_id: str, steer: SteerRequest) -> None:
+        await anyio.lowlevel.checkpoint()  # a call to Codex: others run meanwhile
+        if self.steer_races_turn_end or turn_id != session.active_turn_id:
+            self.steer_races_turn_end = False
+            raise CodexMcpError("SESSION_NOT_RUNNING", f"turn {turn_id} ended before the steer reached it")
+        self.steered.append((turn_id, steer))
+        # As Codex shows it: a userMessage item of the same turn, its clientId the steer's.
+        item: Json = {
+            "type": "userMessage",
+            "id": self._id("user"),
+            "clientId": steer.client_message_id,
+            "content": [{"type": "text", "text": steer.prompt, "text_elements": list[Json]()}],
+        }
+        ids = {"threadId": session.thread_id, "turnId": turn_id, "item": item}
+        self.notify("item/started", {**ids, "startedAtMs": 0})
+        self.notify("item/completed", {**ids, "completedAtMs": 0})
 
     async def interrupt(self, session: Session) -> None:
         if session.active_turn_id is None:

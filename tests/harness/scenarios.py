@@ -37,6 +37,9 @@ FINAL_AFTER_PATCH: Final = f"Done: created {PATCH_FILE}."
 USER_INPUT_QUESTION_ID: Final = "color"
 DEFAULT_STRUCTURED: Final[dict[str, object]] = {"status": "ok", "answer": "mock structured answer"}
 SLOW_TEXT_PREFIX: Final = "slow chunk"
+# The `echo` answer: this, then the latest user message as the request carries it (a steered
+# prompt, say: the answer shows the model read it).
+ECHO_PREFIX: Final = "Echo: "
 # Codex offers the tools of `[mcp_servers.codex-mcp]` to the model in this namespace ("-" becomes "_").
 PLAN_NAMESPACE: Final = "mcp__codex_mcp"
 
@@ -391,6 +394,8 @@ def decide(body: Mapping[str, object], options: ScenarioOptions | None = None) -
             return _follow_plan(rid, conv, opts)
         case "structured":
             return _answer(rid, _structured_text(body), opts)
+        case "echo":
+            return _answer(rid, f"{ECHO_PREFIX}{conv.last_user_text}", opts)
         case "slow":
             count = max(opts.slow_chunks, 1)
             chunks = [f"{SLOW_TEXT_PREFIX} {i}. " for i in range(count)]
@@ -453,6 +458,7 @@ SCENARIOS: Final = (
     "user_input",
     "structured",
     "slow",
+    "echo",
     "reasoning",
     "noisy",
     "background",

@@ -12,6 +12,7 @@ import pytest
 
 from tests.harness.mock_model import MockModelServer, ParsedEvent, json_object, parse_sse
 from tests.harness.scenarios import (
+    ECHO_PREFIX,
     ESCALATE_JUSTIFICATION,
     PATCH_FILE,
     PLAIN_TEXT,
@@ -322,3 +323,8 @@ def test_custom_scenarios_answer_their_marker_and_leave_the_others_alone() -> No
         assert _post(mock, _user("scenario:teapot")).status == 418
         assert _text(_post(mock, _user("scenario:plain"))) == PLAIN_TEXT
         assert [r.scenario for r in mock.requests] == ["teapot", "plain"]
+
+
+def test_echo_scenario_answers_with_the_latest_user_message(server: MockModelServer) -> None:
+    answer = _post(server, _user("scenario:slow first"), _user("scenario:echo the steered words"))
+    assert _text(answer) == f"{ECHO_PREFIX}scenario:echo the steered words"

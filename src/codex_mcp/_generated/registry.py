@@ -4,7 +4,7 @@
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
 # source: schemas/tools/codex.json sha256 2901fcb08d3f7df5c7e6e75fcd56bb848cf256526a25bb1702cd736b72e921db
 # source: schemas/tools/codex_check.json sha256 d6791c6ab5a99b6a34cd32d9cadacf026e5b6f62476a50f2fcf8ce386aae9d04
-# source: schemas/tools/codex_reply.json sha256 a234624fd1bc43996c8564cf6beeef5f3bdb0d5f36c6163e3b1996e233780294
+# source: schemas/tools/codex_reply.json sha256 54d79ce9a668c8c8316dde13eb3d8ca49a28e5af8290b0ed9617f2ce3ad81ed4
 # source: schemas/tools/codex_session.json sha256 37b0fc704169e989ac6328e92f9a6247428803b401ad994df997f62dea5d6d04
 # source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # generator: datamodel-code-generator 0.89.0; lookup tables

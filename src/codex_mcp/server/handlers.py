@@ -31,6 +31,7 @@ from codex_mcp.wire.tools import (
     CodexSessionOutput,
     CodexSetupInput,
     CodexSetupOutput,
+    Steered,
     output_json,
 )
 
@@ -194,7 +195,9 @@ async def codex(args: CodexInput, call: Call) -> CodexOutput:
 
 
 async def codex_reply(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
-    """Continue a session with a new turn."""
+    """Continue a session with a new turn, or (`steer`) add to the turn that runs."""
+    if args.steer:
+        return await _steer(args, call)
     session = await call.manager.get(args.session_id)
     on_host = session.settings.host is not None
     cwd = _existing_dir(args.cwd, "cwd", on_host=on_host) if args.cwd else None
@@ -220,6 +223,20 @@ async def codex_reply(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
     except anyio.get_cancelled_exc_class():
         _note_cancelled(call, begun)
         raise
+
+
+async def _steer(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
+    """`codex_reply` with `steer: true`: the prompt joins the running turn (the rules file refuses
+    a new turn's overrides with it). Starts no turn, so a cancelled call leaves nothing to mark."""
+    session = await call.manager.get(args.session_id)
+    on_host = session.settings.host is not None
+    images = _image_files(args.images, session.settings.cwd, "images", on_host=on_host)
+    session, steered = await call.manager.steer(args.session_id, args.prompt, images, args.client_message_id)
+    output = await _finish(CodexReplyOutput, session, args.wait_for_result, [], call)
+    output.steered = Steered(
+        turn_id=steered.turn_id, client_message_id=steered.client_message_id, duplicate=steered.duplicate
+    )
+    return output
 
 
 def _note_cancelled(call: Call, begun: list[Session]) -> None:

@@ -29,6 +29,7 @@ from codex_mcp.sessions.backend import (
     Reattached,
     Responder,
     StartedThread,
+    SteerRequest,
     TurnRequest,
 )
 from codex_mcp.sessions.children import ChildPool
@@ -38,6 +39,9 @@ from codex_mcp.wire import calls
 from codex_mcp.wire.calls import ClientCall, R
 
 logger = logging.getLogger(__name__)
+
+# JSON-RPC "Invalid Request": how Codex refuses a steer of a turn that is not the running one.
+INVALID_REQUEST = -32600
 
 # The recursion guard: `config` plus what keeps a Codex child working in `cwd` from running us.
 Guard = Callable[[str, dict[str, Any] | None], dict[str, Any] | None]
@@ -246,6 +250,37 @@ class AppServerBackend:
             raise
         if session.active_turn_id is None and session.status == "running":
             session.active_turn_id = started.turn.id
+
+    async def steer(self, session: Session, turn_id: str, steer: SteerRequest) -> None:
+        connection = self._children.live(session.connection_key)
+        if connection is None:
+            raise CodexMcpError(
+                "SESSION_NOT_RUNNING", f"session {session.session_id} has no live Codex process"
+            )
+        request = calls.turn_steer(
+            thread_id=session.thread_id,
+            expected_turn_id=turn_id,
+            prompt=steer.prompt,
+            images=steer.images,
+            client_message_id=steer.client_message_id,
+        )
+        try:
+            await connection.call(request, timeout_s=self._request_timeout_s)
+        except AppServerRequestError as exc:
+            if exc.code != INVALID_REQUEST:
+                raise codex_refused(request.method, exc) from exc
+            # "no active turn to steer", "expected active turn id `X` but found `Y`": the turn ended
+            # (and maybe another began) before the steer reached Codex. Nothing was added.
+            raise CodexMcpError(
+                "SESSION_NOT_RUNNING",
+                f"turn {turn_id} of session {session.session_id} ended before the steer reached it "
+                f"(Codex: {exc.message}); nothing was sent: poll for its result, and codex_reply "
+                "without steer starts a new turn",
+            ) from exc
+        except AppServerClosedError as exc:
+            raise CodexMcpError(
+                "SESSION_NOT_RUNNING", f"codex app-server exited during {request.method}: {exc}"
+            ) from exc
 
     async def interrupt(self, session: Session) -> None:
         connection = self._children.live(session.connection_key)

@@ -39,6 +39,16 @@ class TurnRequest:
 
 
 @dataclass(frozen=True)
+class SteerRequest:
+    """Input for a running turn (`codex_reply` with `steer: true`)."""
+
+    prompt: str
+    images: list[str]
+    # Codex's `clientUserMessageId`: the `clientId` of the userMessage item the input shows up as.
+    client_message_id: str
+
+
+@dataclass(frozen=True)
 class StartedThread:
     """A thread a backend started: its id, and the model Codex chose when the caller named none."""
 
@@ -150,6 +160,14 @@ class Backend(Protocol):
         """Send the turn `session.begin_turn` began; `warnings` gets what this backend cannot apply.
 
         Returns once Codex accepted it; on a refusal the session is left in error.
+        """
+        ...
+
+    async def steer(self, session: Session, turn_id: str, steer: SteerRequest) -> None:
+        """Add `steer`'s input to the running turn `turn_id` of `session`, which goes on.
+
+        SESSION_NOT_RUNNING when that turn is no longer the one running (Codex refused it: nothing
+        was added), EXEC_NOT_SUPPORTED where turns cannot be steered.
         """
         ...
 

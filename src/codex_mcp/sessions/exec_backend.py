@@ -1,7 +1,7 @@
 """Sessions on the `codex exec --json` backend: one child per turn, `exec resume` for later turns.
 
 Turns go back to the manager as the same events app-server notifications become, so polls look the
-same in both modes. What exec cannot do (approvals, questions, fork, background terminals) it
+same in both modes. What exec cannot do (approvals, questions, steering, fork, background terminals) it
 refuses with EXEC_NOT_SUPPORTED.
 """
 
@@ -20,7 +20,14 @@ from codex_mcp.backends.exec_argv import ExecTurnSpec, build_exec_argv
 from codex_mcp.backends.process import SPAWN_LEDGER, SpawnLedger, kill_all_now
 from codex_mcp.errors import CodexMcpError, exec_not_supported
 from codex_mcp.sessions.app_server_backend import Guard
-from codex_mcp.sessions.backend import BackendEvents, Reattached, Responder, StartedThread, TurnRequest
+from codex_mcp.sessions.backend import (
+    BackendEvents,
+    Reattached,
+    Responder,
+    StartedThread,
+    SteerRequest,
+    TurnRequest,
+)
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.wire.methods import THREAD_STARTED
 
@@ -150,6 +157,9 @@ class ExecBackend:
             return False
         stop.set()
         return True
+
+    async def steer(self, session: Session, turn_id: str, steer: SteerRequest) -> None:
+        raise exec_not_supported("steer")  # `codex exec` reads its prompt once, at the start
 
     async def interrupt(self, session: Session) -> None:
         if not self._stop(session):

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -29,7 +30,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from codex_mcp.backend_mode import BackendMode, ModeChoice, ModeResolver
-from codex_mcp.errors import CodexMcpError, redact
+from codex_mcp.errors import CodexMcpError, exec_not_supported, redact
 from codex_mcp.hosts import host_named
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
@@ -41,6 +42,7 @@ from codex_mcp.sessions.backend import (
     BackendSwitch,
     NoAppServerError,
     Responder,
+    SteerRequest,
     TurnRequest,
 )
 from codex_mcp.sessions.codex_requests import CodexRequests
@@ -49,7 +51,7 @@ from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_backend import ExecBackend
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification, recover_turn
 from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
-from codex_mcp.sessions.session import TERMINAL, Session, ThreadSettings
+from codex_mcp.sessions.session import TERMINAL, Session, SteerRecord, ThreadSettings, steer_key
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.state.reaper import RUN_VARIABLE
 from codex_mcp.state.store import StateStore
@@ -66,6 +68,21 @@ logger = logging.getLogger(__name__)
 # How often the watchdog looks for turns stuck in Codex's reconnect loop.
 _WATCHDOG_PERIOD_S: Final = 1.0
 _T = TypeVar("_T")
+
+
+# The event a steer adds to the session's stream as soon as Codex took it (Codex's own userMessage
+# item for it comes when the model's next request starts).
+STEERED_EVENT: Final = "codex-mcp/steered"
+
+
+@dataclass(frozen=True)
+class Steered:
+    """Where a steer went: the turn that took it, the clientId Codex shows it with, and whether this
+    call was a retry of one already sent (and so sent nothing)."""
+
+    turn_id: str
+    client_message_id: str
+    duplicate: bool
 
 
 def _map_policy(policy: str, warnings: list[str]) -> str:
@@ -569,6 +586,53 @@ class SessionManager:
         self._apply_sticky_overrides(session, turn)
         await self._start_turn(backend, session, turn, warnings, begun)
         return session
+
+    async def steer(
+        self, session_id: str, prompt: str, images: list[str], client_message_id: str | None
+    ) -> tuple[Session, Steered]:
+        """Add `prompt` (and `images`) to the session's running turn, which goes on; never starts
+        a turn. A retry of a steer the same turn took (same prompt, images and `client_message_id`)
+        sends nothing and says so, even once that turn has ended."""
+        session = await self.get(session_id)
+        if session.status == "cancelled":
+            raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled; start a new one")
+        if session.backend == "exec":
+            raise exec_not_supported("steer")
+        key = steer_key(prompt, images, client_message_id)
+        turn_id = session.steer_target()
+        sent = None if turn_id is None else session.steer_sent(turn_id, key)
+        if turn_id is not None and sent is not None:
+            return session, Steered(turn_id, sent.client_message_id, duplicate=True)
+        if session.status not in ("running", "waiting_approval"):
+            raise CodexMcpError(
+                "SESSION_NOT_RUNNING",
+                f"session {session_id} is {session.status}: no turn runs to steer (a steer never "
+                "starts one); codex_reply without steer starts the next turn",
+            )
+        if turn_id is None:
+            raise CodexMcpError("SESSION_NOT_RUNNING", "the turn has not started yet; poll and retry")
+        codex_id = client_message_id or f"codex-mcp-steer-{uuid.uuid4().hex[:12]}"
+        # Recorded before it is sent: a retry arriving meanwhile is a duplicate, not a second steer.
+        record = SteerRecord(turn_id, key, codex_id)
+        session.steers.append(record)
+        try:
+            await self._backends.assumed.steer(session, turn_id, SteerRequest(prompt, images, codex_id))
+        except BaseException:
+            if record in session.steers:
+                session.steers.remove(record)
+            raise
+        session.touch()
+        event: dict[str, Any] = {
+            "method": STEERED_EVENT,
+            "turnId": turn_id,
+            "clientMessageId": codex_id,
+            "prompt": prompt,
+        }
+        if images:
+            event["images"] = images
+        session.buffer.append("progress", event)
+        session.buffer.notify()
+        return session, Steered(turn_id, codex_id, duplicate=False)
 
     def note_cancelled_call(self, session: Session) -> None:
         """The call that started `session`'s current turn was cancelled before it returned: its

@@ -29,6 +29,7 @@ from codex_mcp.sessions.session import (
     PendingRequest,
     Session,
     SessionStatus,
+    SteerRecord,
     ThreadSettings,
     TokenTotals,
 )
@@ -64,6 +65,7 @@ def session_meta(session: Session) -> dict[str, Any]:
         "startedByCancelledCall": session.started_by_cancelled_call,
         "activeTurnId": session.active_turn_id,
         "endedTurnIds": list(session.ended_turn_ids),
+        "steers": [record.to_json() for record in session.steers],
         "lastCursor": session.last_cursor,
         "lastMethod": session.last_method,
         "nextEventId": session.buffer.next_id,
@@ -131,6 +133,10 @@ def restore_session(
     ended = meta.get("endedTurnIds")
     if isinstance(ended, list):
         session.ended_turn_ids.extend(str(turn) for turn in cast(list[object], ended))
+    steers = meta.get("steers")
+    if isinstance(steers, list):
+        records = (SteerRecord.from_json(entry) for entry in cast(list[object], steers))
+        session.steers.extend(record for record in records if record is not None)
     cursor = meta.get("lastCursor")
     session.last_cursor = (
         min(cursor, session.buffer.next_id) if isinstance(cursor, int) and cursor >= 0 else 0

@@ -3,6 +3,8 @@ results it shows (its actions, progress, info) as the generated output models.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -165,6 +167,40 @@ class PendingRequest:
         return Action.model_construct(**action)
 
 
+# How many steers a session remembers for retries (a retry comes seconds after its call, not turns).
+STEERS_KEPT: Final = 32
+
+
+def steer_key(prompt: str, images: list[str], client_message_id: str | None) -> str:
+    """What makes two steers the same call: the caller's id (or none), the prompt and the images."""
+    text = json.dumps([client_message_id, prompt, images], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SteerRecord:
+    """A steer sent to a turn: which turn, the call's `steer_key`, and the clientId Codex got."""
+
+    turn_id: str
+    key: str
+    client_message_id: str
+
+    def to_json(self) -> dict[str, str]:
+        """What the state directory keeps of it."""
+        return {"turnId": self.turn_id, "key": self.key, "clientMessageId": self.client_message_id}
+
+    @classmethod
+    def from_json(cls, value: object) -> SteerRecord | None:
+        """The record `to_json` wrote, or None when `value` is not one."""
+        if not isinstance(value, dict):
+            return None
+        entry = cast(dict[str, object], value)
+        turn_id, key, client_id = entry.get("turnId"), entry.get("key"), entry.get("clientMessageId")
+        if not (isinstance(turn_id, str) and isinstance(key, str) and isinstance(client_id, str)):
+            return None
+        return cls(turn_id, key, client_id)
+
+
 @dataclass
 class TokenTotals:
     """Token usage of the session so far, as Codex last reported it."""
@@ -246,6 +282,22 @@ class Session:
 
     # Turns already given a result, so a late `turn/completed` for one of them changes nothing.
     ended_turn_ids: deque[str] = field(default_factory=lambda: deque(maxlen=16))
+    # Steers sent (or being sent), newest last: a retry of one is not sent again.
+    steers: deque[SteerRecord] = field(default_factory=lambda: deque(maxlen=STEERS_KEPT))
+
+    def steer_sent(self, turn_id: str, key: str) -> SteerRecord | None:
+        """The steer with `key` already sent to the turn `turn_id`, if any."""
+        for record in self.steers:
+            if record.turn_id == turn_id and record.key == key:
+                return record
+        return None
+
+    def steer_target(self) -> str | None:
+        """The turn a steer is about: the running one, or else the last that ended (where only a
+        retry of a steer it took can still land)."""
+        if self.status in ("running", "waiting_approval"):
+            return self.active_turn_id
+        return self.ended_turn_ids[-1] if self.ended_turn_ids else None
 
     def touch(self) -> None:
         """Record activity (for TTLs and `lastActiveAt`)."""

@@ -122,11 +122,9 @@ def turn_start(
     collaboration_model: str | None = None,
 ) -> ClientCall[app.TurnStartResponse]:
     """`turn/start`: the prompt (and local images) as the next turn."""
-    inputs: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
-    inputs += [{"type": "localImage", "path": path} for path in images]
     fields: dict[str, Any] = {
         "threadId": thread_id,
-        "input": inputs,
+        "input": _user_input(prompt, images),
         "effort": effort,
         "summary": summary,
         "personality": personality,
@@ -139,6 +137,27 @@ def turn_start(
     if collaboration_mode is not None:
         fields["collaborationMode"] = {"mode": collaboration_mode, "settings": {"model": collaboration_model}}
     return _call(methods.TURN_START, app.TurnStartParams, app.TurnStartResponse, fields)
+
+
+def _user_input(prompt: str, images: list[str]) -> list[dict[str, Any]]:
+    """The prompt and local images as Codex's `UserInput` items."""
+    inputs: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+    return inputs + [{"type": "localImage", "path": path} for path in images]
+
+
+def turn_steer(
+    *, thread_id: str, expected_turn_id: str, prompt: str, images: list[str], client_message_id: str
+) -> ClientCall[app.TurnSteerResponse]:
+    """`turn/steer`: the prompt (and local images) added to the running turn `expected_turn_id`
+    (Codex refuses it when another turn, or none, runs); `client_message_id` becomes the `clientId`
+    of the userMessage item Codex shows it as."""
+    fields = {
+        "threadId": thread_id,
+        "expectedTurnId": expected_turn_id,
+        "input": _user_input(prompt, images),
+        "clientUserMessageId": client_message_id,
+    }
+    return _call(methods.TURN_STEER, app.TurnSteerParams, app.TurnSteerResponse, fields)
 
 
 def turn_interrupt(*, thread_id: str, turn_id: str) -> ClientCall[app.TurnInterruptResponse]:

@@ -13,6 +13,7 @@ clients rewrite a top-level `allOf`. Both are enforced here.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -48,6 +49,7 @@ from codex_mcp._generated.tools import (
     Protocol,
     RecommendedNextAction,
     SessionInfo,
+    Steered,
     TokenUsage,
     TurnError,
     TurnResult,
@@ -83,6 +85,7 @@ __all__ = [
     "Protocol",
     "RecommendedNextAction",
     "SessionInfo",
+    "Steered",
     "TokenUsage",
     "ToolOutputModel",
     "TurnError",
@@ -407,11 +410,16 @@ def _condition(error: Any, tool: str | None) -> str:
     terms: list[str] = []
     for key, test in tested.items():
         if parts[2] == "then" and isinstance(instance, dict):
-            terms.append(f"{key}={cast(dict[str, Any], instance).get(key)}")
+            terms.append(f"{key}={_said(cast(dict[str, Any], instance).get(key))}")
         else:
             values = [test["const"]] if "const" in test else test.get("enum", [])
-            terms.append(f"{key}={'|'.join(str(value) for value in values)}")
+            terms.append(f"{key}={'|'.join(_said(value) for value in values)}")
     return (" with " if parts[2] == "then" else " unless ") + ", ".join(terms)
+
+
+def _said(value: object) -> str:
+    """A rule's value as the caller writes it: `poll`, and booleans as JSON has them (`true`)."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def _json_path(parts: list[Any]) -> str:

@@ -17,6 +17,7 @@ from codex_mcp.server import handlers, results
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.wire.tools import output_json, output_model, output_problems, parse_input
 from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
+from tests.harness.images import tiny_png
 
 pytestmark = pytest.mark.anyio
 
@@ -257,3 +258,69 @@ async def test_with_remote_hosts_cwd_and_images_are_the_host_s_paths_not_checked
             )
         assert (refused.value.code, refused.value.field) == ("INVALID_ARGUMENT", "cwd")
         assert why in refused.value.message
+
+
+async def test_codex_reply_steer_adds_to_the_running_turn_and_a_retry_sends_nothing_more(
+    on_fake: tuple[SessionManager, FakeBackend], tmp_path: Path
+) -> None:
+    manager, fake = on_fake
+    started = await _started(manager, tmp_path)
+    session_id = started["sessionId"]
+    session = await manager.get(session_id)
+    turn_id = session.active_turn_id
+    with pytest.raises(CodexMcpError) as busy:
+        await _tool(manager, "codex_reply", {"sessionId": session_id, "prompt": "use tabs"})
+    assert busy.value.code == "SESSION_BUSY"
+    steer = {"sessionId": session_id, "prompt": "use tabs", "steer": True, "clientMessageId": "tabs-1"}
+    steered = await _tool(manager, "codex_reply", steer)
+    assert (steered["status"], steered["execution"]["mode"]) == ("running", "background")
+    assert steered["steered"] == {"turnId": turn_id, "clientMessageId": "tabs-1", "duplicate": False}
+    again = await _tool(manager, "codex_reply", steer)
+    assert again["steered"] == {"turnId": turn_id, "clientMessageId": "tabs-1", "duplicate": True}
+    assert [(turn, request.prompt) for turn, request in fake.steered] == [(turn_id, "use tabs")]
+    assert len(fake.turns) == 1
+    fake.complete_turn(session, "tabs it is")
+    # The retry after the end: still not sent, and it carries the turn's result.
+    late = await _tool(manager, "codex_reply", steer)
+    assert (late["status"], late["result"]["text"], late["steered"]["duplicate"]) == (
+        "idle",
+        "tabs it is",
+        True,
+    )
+    with pytest.raises(CodexMcpError) as ended:
+        await _tool(manager, "codex_reply", {"sessionId": session_id, "prompt": "and spaces?", "steer": True})
+    assert ended.value.code == "SESSION_NOT_RUNNING"
+    assert (len(fake.turns), len(fake.steered)) == (1, 1)
+
+
+async def test_codex_reply_steer_takes_images_but_refuses_a_new_turns_overrides(
+    on_fake: tuple[SessionManager, FakeBackend], tmp_path: Path
+) -> None:
+    manager, fake = on_fake
+    started = await _started(manager, tmp_path)
+    session_id = started["sessionId"]
+    image = tmp_path / "pixel.png"
+    image.write_bytes(tiny_png())
+    await _tool(
+        manager,
+        "codex_reply",
+        {"sessionId": session_id, "prompt": "like this", "steer": True, "images": ["pixel.png"]},
+    )
+    assert [request.images for _, request in fake.steered] == [[str(image)]]
+    overrides: list[tuple[str, object]] = [
+        ("model", "other"),
+        ("sandbox", "read-only"),
+        ("outputSchema", {}),
+        ("cwd", str(tmp_path)),
+    ]
+    for field, value in overrides:
+        with pytest.raises(CodexMcpError) as refused:
+            await _tool(
+                manager, "codex_reply", {"sessionId": session_id, "prompt": "x", "steer": True, field: value}
+            )
+        assert (refused.value.code, refused.value.field) == ("INVALID_ARGUMENT", field)
+        assert "not allowed with steer=true" in refused.value.message
+    with pytest.raises(CodexMcpError) as alone:
+        await _tool(manager, "codex_reply", {"sessionId": session_id, "prompt": "x", "clientMessageId": "a"})
+    assert (alone.value.code, alone.value.field) == ("INVALID_ARGUMENT", "clientMessageId")
+    assert len(fake.steered) == 1
