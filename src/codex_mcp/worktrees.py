@@ -68,7 +68,12 @@ _STATUS_NAMES: Final = {
 
 
 class WorktreeError(Exception):
-    """A git command failed or timed out, or the repository cannot have a worktree; says why."""
+    """A git command failed or timed out (`timed_out`), or the repository cannot have a worktree;
+    says why."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ async def git(
                 ["git", *args], cwd=cwd, env=_git_env(env), check=False, stdin=subprocess.DEVNULL
             )
     except TimeoutError:
-        raise WorktreeError(f"git {args[0]} took longer than {timeout_s:.0f}s") from None
+        raise WorktreeError(f"git {args[0]} took longer than {timeout_s:.0f}s", timed_out=True) from None
     except OSError as exc:
         raise WorktreeError(f"git could not run: {exc}") from None
     if done.returncode != 0:

@@ -51,6 +51,10 @@ from codex_mcp._generated.tools import (
     TokenUsage,
     TurnError,
     TurnResult,
+    WorktreeChanges,
+    WorktreeCleanup,
+    WorktreeFile,
+    WorktreeInfo,
 )
 from codex_mcp._generated.tools import (
     Host as HostCheck,  # a host's state in codex_setup; `codex_mcp.hosts.Host` is its settings
@@ -87,6 +91,10 @@ __all__ = [
     "ToolOutputModel",
     "TurnError",
     "TurnResult",
+    "WorktreeChanges",
+    "WorktreeCleanup",
+    "WorktreeFile",
+    "WorktreeInfo",
     "input_problems",
     "output_json",
     "output_model",
