@@ -394,6 +394,8 @@ async def changes(worktree: Worktree) -> dict[str, Any]:
 async def patch(worktree: Worktree) -> str:
     """Everything that differs from the base commit (committed, uncommitted, untracked) as one
     patch `git apply` takes (binary files included)."""
+    if worktree.branch_deleted:
+        raise WorktreeError(f"the worktree and its branch {worktree.branch} were removed: there is no patch")
     if worktree.removed:
         tip = "refs/heads/" + worktree.branch
         args = ["diff-tree", "-p", "--binary", "-M", worktree.base_commit, tip]

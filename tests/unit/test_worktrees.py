@@ -238,6 +238,8 @@ async def test_remove_deletes_the_directory_and_the_branch(repo: Path, tmp_path:
     assert done.worktree.branch_deleted
     assert not exists(worktree.path)
     assert run_git(repo, "branch", "--list", worktree.branch) == ""
+    with pytest.raises(WorktreeError, match="no patch"):
+        await worktrees.patch(done.worktree)
 
 
 async def test_clean_up_keeps_a_branch_with_work_and_deletes_an_empty_one(repo: Path, tmp_path: Path) -> None:
