@@ -28,6 +28,12 @@ PATCH_LINE: Final = "patched by the mock model"
 PATCH_COMMAND: Final = (
     f"apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {PATCH_FILE}\n+{PATCH_LINE}\n*** End Patch\nEOF\n"
 )
+# `edit_shared`: a patch of SHARED_FILE (whose one line must be SHARED_LINE) and a new notes file,
+# both with the prompt's `tag:<word>` in them, so sessions on one repository make distinct edits.
+SHARED_FILE: Final = "shared.txt"
+SHARED_LINE: Final = "base line"
+TAG_MARKER: Final = re.compile(r"tag:([A-Za-z0-9_-]+)")
+FINAL_AFTER_EDIT: Final = "Done: edited shared.txt."
 REASONING_SUMMARY: Final = "Thinking about the answer step by step."
 REASONING_ANSWER: Final = "The answer after reasoning is 42."
 FINAL_AFTER_TOOL: Final = "Done: the command ran."
@@ -335,6 +341,11 @@ def tool_step(conv: Conversation, options: ScenarioOptions) -> ToolStep | None:
             return ToolStep("exec_command", arguments, FINAL_AFTER_TOOL)
         case "patch":
             return ToolStep("exec_command", {"cmd": PATCH_COMMAND}, FINAL_AFTER_PATCH)
+        case "edit_shared":
+            found = TAG_MARKER.search(conv.last_user_text)
+            return ToolStep(
+                "exec_command", {"cmd": edit_command(found.group(1) if found else "none")}, FINAL_AFTER_EDIT
+            )
         case "noisy":
             # A pause per line makes Codex stream outputDelta notifications instead of one blob.
             pause = f"; sleep {options.noisy_line_interval}" if options.noisy_line_interval > 0 else ""
@@ -349,6 +360,16 @@ def tool_step(conv: Conversation, options: ScenarioOptions) -> ToolStep | None:
             return ToolStep("request_user_input", arguments, f"You answered: {answer}")
         case _:
             return None
+
+
+def edit_command(tag: str) -> str:
+    """The `edit_shared` patch for `tag`: SHARED_FILE's line replaced, `notes-<tag>.txt` added (2 lines)."""
+    return (
+        "apply_patch <<'EOF'\n*** Begin Patch\n"
+        f"*** Update File: {SHARED_FILE}\n@@\n-{SHARED_LINE}\n+edited by {tag}\n"
+        f"*** Add File: notes-{tag}.txt\n+notes of {tag}\n+second line\n"
+        "*** End Patch\nEOF\n"
+    )
 
 
 def structured_instance(schema: Mapping[str, object]) -> object:

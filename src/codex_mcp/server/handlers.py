@@ -18,8 +18,9 @@ from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
-from codex_mcp.sessions.polling import PollRequest, TurnOutput, poll, turn_output
-from codex_mcp.sessions.session import POLL_RUNNING_MS, Session, ThreadSettings
+from codex_mcp.sessions.polling import PollRequest, TurnOutput, poll, turn_output, worktree_changes
+from codex_mcp.sessions.session import POLL_RUNNING_MS, Session, ThreadSettings, worktree_info
+from codex_mcp.sessions.worktree_sessions import CleanEntry
 from codex_mcp.wire.tools import (
     CodexCheckInput,
     CodexCheckOutput,
@@ -32,6 +33,7 @@ from codex_mcp.wire.tools import (
     CodexSetupInput,
     CodexSetupOutput,
     Steered,
+    WorktreeCleanup,
     output_json,
 )
 
@@ -183,10 +185,11 @@ async def codex(args: CodexInput, call: Call) -> CodexOutput:
         output_schema=advanced.output_schema if advanced else None,
         collaboration_mode=_text(advanced.collaboration_mode) if advanced else None,
     )
+    worktree = _worktree_request(advanced.worktree if advanced else None, on_host=on_host)
     warnings: list[str] = []
     begun: list[Session] = []
     try:
-        session = await call.manager.start(settings, turn, warnings, begun.append)
+        session = await call.manager.start(settings, turn, warnings, begun.append, worktree=worktree)
         wait_ms = advanced.wait_for_result if advanced else None
         return await _finish(CodexOutput, session, wait_ms, warnings, call)
     except anyio.get_cancelled_exc_class():
@@ -239,6 +242,20 @@ async def _steer(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
     return output
 
 
+def _worktree_request(raw: bool | str | None, *, on_host: bool) -> bool | str:
+    """`advanced.worktree` as the manager takes it (False: none); refused for remote hosts, whose
+    repositories are not ours to run git in."""
+    if raw is None or raw is False:
+        return False
+    if on_host:
+        raise CodexMcpError(
+            "INVALID_ARGUMENT",
+            "advanced.worktree: not available when sessions run on remote hosts (CODEX_MCP_HOSTS)",
+            field="advanced.worktree",
+        )
+    return raw
+
+
 def _note_cancelled(call: Call, begun: list[Session]) -> None:
     """A `codex`/`codex_reply` call cancelled by its client (its tool timeout, most often) or by a
     shutdown: its caller never gets the session id, so the session it started is marked for `list`."""
@@ -255,7 +272,8 @@ def _require_session_id(args: CodexSessionInput) -> str:
 
 
 async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutput:
-    """list | get | cancel | interrupt | fork | clean | clean_background_terminals."""
+    """list | get | cancel | interrupt | fork | clean | clean_background_terminals | worktree_patch |
+    worktree_keep | worktree_remove."""
     manager = call.manager
     action = args.action
     if action == "list":
@@ -266,7 +284,7 @@ async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutp
     if action == "clean":
         statuses = [str(s) for s in args.statuses] if args.statuses else _DEFAULT_CLEAN_STATUSES
         include_disk = args.include_disk is not False
-        matched, disk_removed = manager.clean(
+        matched, disk_removed, cleaned = await manager.clean(
             statuses, args.older_than_ms, dry_run=bool(args.dry_run), include_disk=include_disk
         )
         removed = [] if args.dry_run else matched
@@ -277,6 +295,7 @@ async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutp
             removed_count=len(removed),
             disk_sessions_removed=disk_removed,
             dry_run=bool(args.dry_run),
+            worktrees=[_cleanup(entry) for entry in cleaned],
         )
     session_id = _require_session_id(args)
     if action == "get":
@@ -303,9 +322,58 @@ async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutp
             poll_interval=fork.poll_interval_ms() or POLL_RUNNING_MS,
             message=f"forked from {session_id}",
         )
+    if action in ("worktree_patch", "worktree_keep", "worktree_remove"):
+        return await _finish_worktree(manager, action, session_id, force=bool(args.force))
     await manager.clean_background_terminals(session_id)
     return CodexSessionOutput(
         action=action, success=True, message=f"background terminals of {session_id} cleaned"
+    )
+
+
+def _cleanup(entry: CleanEntry) -> WorktreeCleanup:
+    return WorktreeCleanup(
+        session_id=entry.session_id,
+        path=entry.worktree.path,
+        branch=entry.worktree.branch,
+        commits_changes=entry.commits_changes,
+        keeps_branch=entry.keeps_branch,
+    )
+
+
+async def _finish_worktree(
+    manager: SessionManager, action: str, session_id: str, *, force: bool
+) -> CodexSessionOutput:
+    """worktree_patch | worktree_keep | worktree_remove."""
+    if action == "worktree_patch":
+        patch = await manager.worktree_patch(session_id)
+        output = CodexSessionOutput(
+            action="worktree_patch",
+            session_id=session_id,
+            changes=worktree_changes(patch.changes),
+            patch=patch.text,
+        )
+        if patch.truncated:
+            output.patch_truncated = True
+        return output
+    if action == "worktree_keep":
+        finished = await manager.worktree_keep(session_id)
+        message = f"worktree removed; branch {finished.worktree.branch} kept"
+        if finished.committed is not None:
+            message += f" (what was uncommitted is its commit {finished.committed[:12]})"
+    else:
+        finished = await manager.worktree_remove(session_id, force=force)
+        message = f"worktree and branch {finished.worktree.branch} removed"
+    info = worktree_info(finished.worktree)
+    if finished.head is not None:
+        info.head_commit = finished.head
+    if finished.committed is not None:
+        info.changes_committed = finished.committed
+    return CodexSessionOutput(
+        action="worktree_keep" if action == "worktree_keep" else "worktree_remove",
+        session_id=session_id,
+        success=True,
+        message=message,
+        worktree=info,
     )
 
 

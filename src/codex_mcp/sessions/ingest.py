@@ -195,6 +195,8 @@ def finish_turn(
     event: Params = {"method": TURN_COMPLETED, **{k: v for k, v in result.items() if k != "output"}}
     session.buffer.append("result", event)
     session.turn_finished.set()
+    if session.on_turn_end is not None:
+        session.on_turn_end(session)
 
 
 def _text_from_items(turn: Params) -> str | None:

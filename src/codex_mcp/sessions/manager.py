@@ -50,8 +50,9 @@ from codex_mcp.sessions.disk_views import DiskViews
 from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_backend import ExecBackend
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification, recover_turn
-from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches
+from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches, stored_worktree
 from codex_mcp.sessions.session import TERMINAL, Session, SteerRecord, ThreadSettings, steer_key
+from codex_mcp.sessions.worktree_sessions import CleanEntry, Patch, SessionWorktrees
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.state.reaper import RUN_VARIABLE
 from codex_mcp.state.store import StateStore
@@ -62,6 +63,7 @@ from codex_mcp.wire.methods import (
     TURN_COMPLETED,
     TURN_STARTED,
 )
+from codex_mcp.worktrees import Finished, Worktree
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +146,7 @@ class SessionManager:
             if self._persister is None
             else DiskViews(self._persister, filter_noise=settings.filter_noise)
         )
+        self._worktrees = SessionWorktrees(settings.state_dir / "worktrees", task_group)
         # One adoption at a time: two calls for the same orphan must not load it twice.
         self._disk_lock = anyio.Lock()
         self._settled: Backend | None = None
@@ -385,6 +388,7 @@ class SessionManager:
         """Keep `session` (and own it on disk: a `new` one is claimed, an adopted one is ours)."""
         self._sessions[session.session_id] = session
         self._by_thread[session.thread_id] = session
+        self._worktrees.watch(session)
         if self._persister is not None:
             if new:
                 self._persister.store.claim_new(session.session_id)
@@ -535,11 +539,15 @@ class SessionManager:
         turn: TurnRequest,
         warnings: list[str],
         begun: Callable[[Session], None] | None = None,
+        *,
+        worktree: bool | str = False,
     ) -> Session:
         """Start a thread and its first turn; returns once Codex accepted the turn.
 
         `begun` is called with the session as soon as its turn has begun, before Codex accepted it:
-        a caller cancelled after that point still has a session to account for.
+        a caller cancelled after that point still has a session to account for. With `worktree`
+        (true, or a branch name), the session runs in a new git worktree of `settings.cwd`'s
+        repository (`worktrees.py`).
         """
         hosts = [host.name for host in self._settings.hosts]
         if settings.host is not None and settings.host not in hosts:
@@ -550,11 +558,16 @@ class SessionManager:
                 field="advanced.host",
             )
         settings.approval_policy = _map_policy(settings.approval_policy, warnings)
-        backend, started = await self._on_backend(lambda backend: backend.start_thread(settings))
+        session_id = _new_session_id()
+        if worktree is not False:
+            settings.worktree, settings.cwd = await self._worktrees.create(settings.cwd, session_id, worktree)
+        backend, started = await self._started_or_discarded(
+            settings.worktree, lambda backend: backend.start_thread(settings)
+        )
         if settings.model is None:
             settings.model = started.model
         session = Session(
-            session_id=f"sess_{uuid.uuid4().hex[:12]}",
+            session_id=session_id,
             thread_id=started.thread_id,
             settings=settings,
             connection_key=started.key or backend.key,
@@ -580,6 +593,7 @@ class SessionManager:
             raise CodexMcpError(
                 "SESSION_BUSY", f"session {session_id} is {session.status}; wait or interrupt it"
             )
+        self._worktrees.check_reply(session, turn.cwd)
         if turn.approval_policy is not None:
             turn.approval_policy = _map_policy(turn.approval_policy, warnings)
         backend, _ = await self._on_backend(lambda backend: backend.prepare(session, warnings))
@@ -700,10 +714,16 @@ class SessionManager:
         source = await self.get(session_id)
         if source.status == "cancelled":
             raise CodexMcpError("CANCELLED", f"session {session_id} was cancelled")
-        _, thread_id = await self._on_backend(lambda backend: backend.fork(source))
+        session_id = _new_session_id()
         settings = ThreadSettings(**vars(source.settings))
+        forked = await self._worktrees.fork(source, session_id)
+        if forked is not None:
+            settings.worktree, settings.cwd = forked
+        _, thread_id = await self._started_or_discarded(
+            settings.worktree, lambda backend: backend.fork(source)
+        )
         fork = Session(
-            session_id=f"sess_{uuid.uuid4().hex[:12]}",
+            session_id=session_id,
             thread_id=thread_id,
             settings=settings,
             connection_key=source.connection_key,
@@ -728,13 +748,16 @@ class SessionManager:
         )
         return session
 
-    def clean(
+    async def clean(
         self, statuses: list[str], older_than_ms: int | None, *, dry_run: bool, include_disk: bool
-    ) -> tuple[list[str], int]:
-        """Ids of the finished sessions matching, and how many had their files deleted.
+    ) -> tuple[list[str], int, list[CleanEntry]]:
+        """Ids of the finished sessions matching, how many had their files deleted, and what was
+        done (or, `dry_run`, would be) to their worktrees.
 
         Matches are removed unless `dry_run`; with `include_disk` their files go too, and so do the
-        files of matching sessions no longer in memory.
+        files of matching sessions no longer in memory. The worktrees of removed sessions are
+        removed (what they had uncommitted committed to their branches, which stay when they hold
+        commits merged nowhere).
         """
         now = time.monotonic()
         matched = [
@@ -749,6 +772,7 @@ class SessionManager:
             on_disk = disk_only_matches(persister.store, set(self._sessions), statuses, older_than_ms)
             # Another live server's sessions are its own to clean.
             matched += [i for i in on_disk if persister.store.owner(i).kind != "other-server"]
+        cleaned = await self._worktrees.clean(self._worktrees_of(matched), dry_run=dry_run)
         disk_removed = 0
         if not dry_run:
             for session_id in matched:
@@ -757,7 +781,45 @@ class SessionManager:
                     self._forget(session)
                 if persister is not None and persister.remove(session_id):
                     disk_removed += 1
-        return matched, disk_removed
+        return matched, disk_removed, cleaned
+
+    def _worktrees_of(self, session_ids: list[str]) -> list[tuple[str, Worktree]]:
+        """The worktrees of these sessions (in memory, or as the state directory has them)."""
+        found: list[tuple[str, Worktree]] = []
+        for session_id in session_ids:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                worktree = session.settings.worktree
+            elif self._persister is not None:
+                worktree = stored_worktree(self._persister.store, session_id)
+            else:
+                worktree = None
+            if worktree is not None:
+                found.append((session_id, worktree))
+        return found
+
+    async def _started_or_discarded(
+        self, worktree: Worktree | None, op: Callable[[Backend], Awaitable[_T]]
+    ) -> tuple[Backend, _T]:
+        """`op` on the backend; when it fails, the new `worktree` it was for is removed."""
+        try:
+            return await self._on_backend(op)
+        except BaseException:
+            if worktree is not None:
+                await self._worktrees.discard(worktree)
+            raise
+
+    async def worktree_patch(self, session_id: str) -> Patch:
+        """The session's worktree as a patch against its base commit, with its summary."""
+        return await self._worktrees.patch(await self.lookup(session_id))
+
+    async def worktree_keep(self, session_id: str) -> Finished:
+        """Remove the session's worktree, keeping its work on its branch."""
+        return await self._worktrees.keep(await self.get(session_id))
+
+    async def worktree_remove(self, session_id: str, *, force: bool) -> Finished:
+        """Remove the session's worktree and branch (refused when that loses work, unless `force`)."""
+        return await self._worktrees.remove(await self.get(session_id), force=force)
 
     async def respond_permission(
         self,
@@ -787,6 +849,10 @@ class SessionManager:
         session = await self.get(session_id)
         await self._requests.respond_user_input(self._responder(session), session, request_id, answers)
         return session
+
+
+def _new_session_id() -> str:
+    return f"sess_{uuid.uuid4().hex[:12]}"
 
 
 def _not_found(session_id: str) -> CodexMcpError:

@@ -34,6 +34,7 @@ from codex_mcp.sessions.session import (
     TokenTotals,
 )
 from codex_mcp.state.store import StateStore, StoredSession
+from codex_mcp.worktrees import Worktree
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +103,11 @@ def restore_session(
     thread_id, settings = meta.get("threadId"), meta.get("settings")
     if not isinstance(thread_id, str) or not isinstance(settings, dict):
         raise ValueError("meta.json lacks threadId or settings")
-    known = {k: v for k, v in settings.items() if k in _SETTING_NAMES}  # pyright: ignore[reportUnknownVariableType]
+    saved = cast(dict[str, Any], settings)
+    known = {k: v for k, v in saved.items() if k in _SETTING_NAMES}
+    known["worktree"] = Worktree.from_json(saved.get("worktree"))
     try:
-        thread_settings = ThreadSettings(**known)  # pyright: ignore[reportUnknownArgumentType]
+        thread_settings = ThreadSettings(**known)
     except TypeError as exc:
         raise ValueError(f"meta.json settings: {exc}") from None
     next_event_id = meta.get("nextEventId")
@@ -199,6 +202,17 @@ def disk_only_matches(
         # Unreadable metadata matches too: such a directory can never load, only be cleaned.
         matched.append(session_id)
     return matched
+
+
+def stored_worktree(store: StateStore, session_id: str) -> Worktree | None:
+    """The worktree a session on disk runs in, as its metadata says."""
+    meta = store.read_meta(session_id)
+    settings = None if meta is None else meta.get("settings")
+    return (
+        Worktree.from_json(cast(dict[str, Any], settings).get("worktree"))
+        if isinstance(settings, dict)
+        else None
+    )
 
 
 def _parse_time(value: str | None) -> datetime | None:

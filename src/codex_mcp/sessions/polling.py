@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, cast
 
-from codex_mcp.sessions.session import TERMINAL, Session
+from codex_mcp.sessions.session import TERMINAL, Session, worktree_info
 from codex_mcp.sessions.shaping import ResponseMode, fit_to_max_bytes, shape_event
 from codex_mcp.state.records import Event
 from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
@@ -21,10 +21,15 @@ from codex_mcp.wire.tools import (
     TokenUsage,
     TurnError,
     TurnResult,
+    WorktreeChanges,
+    WorktreeFile,
     output_json,
 )
+from codex_mcp.worktrees import CHANGES_TIMEOUT_S
 
 WaitReason = Literal["completed", "needs_input", "timeout"]
+# How long a read of a finished turn waits for its worktree's change summary (bounded itself).
+SETTLE_WAIT_S = CHANGES_TIMEOUT_S + 5.0
 # `codex` and `codex_reply` answer alike, each with its own output model.
 TurnOutput = TypeVar("TurnOutput", CodexOutput, CodexReplyOutput)
 
@@ -69,7 +74,23 @@ def turn_result(record: dict[str, Any]) -> TurnResult:
         values["error"] = TurnError.model_construct(**cast(dict[str, Any], error))
     if isinstance(usage, dict):
         values["usage"] = TokenUsage.model_construct(**cast(dict[str, Any], usage))
+    changes = values.get("changes")
+    if isinstance(changes, dict):
+        values["changes"] = worktree_changes(cast(dict[str, Any], changes))
     return TurnResult.model_construct(**values)
+
+
+def worktree_changes(record: dict[str, Any]) -> WorktreeChanges:
+    """A worktree's change summary as recorded, built unchecked like the result that holds it."""
+    values = dict(record)
+    files = values.get("files")
+    if isinstance(files, list):
+        values["files"] = [
+            WorktreeFile.model_construct(**cast(dict[str, Any], entry))
+            for entry in cast(list[object], files)
+            if isinstance(entry, dict)
+        ]
+    return WorktreeChanges.model_construct(**values)
 
 
 def _hint(output: CodexCheckOutput | CodexOutput | CodexReplyOutput, session: Session) -> None:
@@ -107,6 +128,8 @@ async def poll(
         and session.buffer.next_id <= start
     ):
         session = await waiter.wait_for_news(session, request.wait_ms / 1000)
+    if request.include_result and session.status in TERMINAL:
+        await session.settled(SETTLE_WAIT_S)
     buffer = session.buffer
     if request.final_only or max_events == 0:
         events: list[Event] = []
@@ -210,6 +233,8 @@ async def turn_output(
         )
     else:
         execution = Execution(mode="background", reason="not_requested")
+    if session.status in TERMINAL:
+        await session.settled(SETTLE_WAIT_S)
     output = model(
         session_id=session.session_id,
         thread_id=session.thread_id,
@@ -217,6 +242,8 @@ async def turn_output(
         execution=execution,
     )
     _hint(output, session)
+    if session.settings.worktree is not None:
+        output.worktree = worktree_info(session.settings.worktree)
     if session.pending:
         output.actions = session.actions()
     if session.status in TERMINAL and session.result is not None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
@@ -21,7 +22,9 @@ from codex_mcp.wire.tools import (
     RecommendedNextAction,
     SessionInfo,
     TokenUsage,
+    WorktreeInfo,
 )
+from codex_mcp.worktrees import Worktree
 
 SessionStatus = Literal["running", "waiting_approval", "idle", "error", "cancelled"]
 ActionType = Literal["approval", "user_input"]
@@ -53,6 +56,8 @@ class ThreadSettings:
     developer_instructions: str | None = None
     # The remote host (CODEX_MCP_HOSTS) the session runs on; None: here.
     host: str | None = None
+    # The git worktree the session runs in (`advanced.worktree`); `cwd` is inside it.
+    worktree: Worktree | None = None
 
 
 # The request params a caller reviews and answers with, copied from `params` to the top of the action
@@ -271,6 +276,12 @@ class Session:
     ownership: Ownership = "this-server"
     owner: str | None = None
 
+    # Called when a turn ends (`finish_turn`): the manager's hook for what follows a turn.
+    on_turn_end: Callable[[Session], None] | None = None
+    # Set while what follows the turn (its worktree's change summary) is still being added to its
+    # result: readers of the result wait for it.
+    changes_pending: anyio.Event | None = None
+
     # The call that started the current turn was cancelled before it returned (a client's tool
     # timeout): its caller may never have seen the session id, so `list` points the session out.
     started_by_cancelled_call: bool = False
@@ -370,6 +381,13 @@ class Session:
         """Pending requests as `actions[]`, oldest first."""
         return [request.to_action() for request in self.pending.values()]
 
+    async def settled(self, timeout_s: float) -> None:
+        """Wait (up to `timeout_s`) until the last turn's result is complete (`changes_pending`)."""
+        pending = self.changes_pending
+        if pending is not None:
+            with anyio.move_on_after(timeout_s):
+                await pending.wait()
+
     def public_info(self, *, include_sensitive: bool) -> SessionInfo:
         """The `SessionInfo` of `codex_session` list/get."""
         info = SessionInfo(
@@ -396,6 +414,9 @@ class Session:
             info.cancelled_reason = self.cancelled_reason
         if self.started_by_cancelled_call:
             info.started_by_cancelled_call = True
+        worktree = self.settings.worktree
+        if worktree is not None:
+            info.worktree = worktree_info(worktree, include_path=include_sensitive)
         if include_sensitive:
             info.thread_id = self.thread_id
             info.cwd = self.settings.cwd
@@ -404,3 +425,13 @@ class Session:
             if self.settings.config is not None:
                 info.config = self.settings.config
         return info
+
+
+def worktree_info(worktree: Worktree, *, include_path: bool = True) -> WorktreeInfo:
+    """The `WorktreeInfo` of a session's worktree."""
+    info = WorktreeInfo(branch=worktree.branch, base_commit=worktree.base_commit, removed=worktree.removed)
+    if include_path:
+        info.path = worktree.path
+    if worktree.branch_deleted:
+        info.branch_deleted = True
+    return info

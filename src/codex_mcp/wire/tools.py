@@ -53,6 +53,10 @@ from codex_mcp._generated.tools import (
     TokenUsage,
     TurnError,
     TurnResult,
+    WorktreeChanges,
+    WorktreeCleanup,
+    WorktreeFile,
+    WorktreeInfo,
 )
 from codex_mcp._generated.tools import (
     Host as HostCheck,  # a host's state in codex_setup; `codex_mcp.hosts.Host` is its settings
@@ -90,6 +94,10 @@ __all__ = [
     "ToolOutputModel",
     "TurnError",
     "TurnResult",
+    "WorktreeChanges",
+    "WorktreeCleanup",
+    "WorktreeFile",
+    "WorktreeInfo",
     "input_problems",
     "output_json",
     "output_model",

@@ -4,6 +4,7 @@ published schema allows; the server refuses a handler result that is not the mod
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -11,27 +12,35 @@ from typing import Any, cast
 import mcp_types as types
 import pytest
 
-from codex_mcp import settings
+from codex_mcp import settings, worktrees
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.server import app, handlers
 from codex_mcp.server.startup import Startup
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
 from codex_mcp.sessions.session import ActionType, PendingRequest, Session, ThreadSettings
+from codex_mcp.sessions.worktree_sessions import CleanEntry, Patch
 from codex_mcp.settings import Settings
 from codex_mcp.wire.tools import TOOL_NAMES, output_json, output_model, output_problems, parse_input
+from codex_mcp.worktrees import Finished, Worktree
 
 pytestmark = pytest.mark.anyio
 
 _TIME = "2026-01-01T00:00:00.000Z"
 
 
-def _session(session_id: str = "sess_1", *, pending: bool = False, finished: bool = False) -> Session:
+def _session(
+    session_id: str = "sess_1",
+    *,
+    pending: bool = False,
+    finished: bool = False,
+    worktree: Worktree | None = None,
+) -> Session:
+    settings = ThreadSettings(
+        approval_policy="never", sandbox="read-only", cwd="/w", model="m", worktree=worktree
+    )
     session = Session(
-        session_id=session_id,
-        thread_id=f"thr_{session_id}",
-        settings=ThreadSettings(approval_policy="never", sandbox="read-only", cwd="/w", model="m"),
-        connection_key="k",
+        session_id=session_id, thread_id=f"thr_{session_id}", settings=settings, connection_key="k"
     )
     session.begin_turn(has_output_schema=False)
     thread = session.thread_id
@@ -61,7 +70,14 @@ def _session(session_id: str = "sess_1", *, pending: bool = False, finished: boo
         session.refresh_status()
     if finished:
         finish_turn(session, status="completed", turn_id="t1")
+        if worktree is not None:
+            assert session.result is not None
+            session.result["changes"] = {**worktrees.identity(worktree), "clean": True, "files": [_FILE]}
     return session
+
+
+_WORKTREE = Worktree("/state/worktrees/sess_2", "codex-mcp/sess_2", "b" * 40, "/repo/.git")
+_FILE = {"path": "f", "status": "modified", "linesAdded": 1, "linesDeleted": 0}
 
 
 class _Manager:
@@ -70,11 +86,17 @@ class _Manager:
     def __init__(self) -> None:
         self.sessions = {
             "sess_1": _session("sess_1", pending=True),
-            "sess_2": _session("sess_2", finished=True),
+            "sess_2": _session("sess_2", finished=True, worktree=_WORKTREE),
         }
 
     async def start(
-        self, settings: ThreadSettings, turn: TurnRequest, warnings: list[str], begun: Any
+        self,
+        settings: ThreadSettings,
+        turn: TurnRequest,
+        warnings: list[str],
+        begun: Any,
+        *,
+        worktree: bool | str = False,
     ) -> Session:
         warnings.append("a warning")
         return self.sessions["sess_1"]
@@ -94,10 +116,20 @@ class _Manager:
     def all_sessions(self) -> list[Session]:
         return list(self.sessions.values())
 
-    def clean(
+    async def clean(
         self, statuses: list[str], older_than_ms: int | None, *, dry_run: bool, include_disk: bool
-    ) -> tuple[list[str], int]:
-        return ["sess_2"], 1
+    ) -> tuple[list[str], int, list[CleanEntry]]:
+        return ["sess_2"], 1, [CleanEntry("sess_2", _WORKTREE, commits_changes=True, keeps_branch=True)]
+
+    async def worktree_patch(self, session_id: str) -> Patch:
+        summary = {**worktrees.identity(_WORKTREE), "clean": False, "files": [_FILE], "filesChanged": 1}
+        return Patch(summary, "diff --git a/f b/f\n", truncated=True)
+
+    async def worktree_keep(self, session_id: str) -> Finished:
+        return Finished(replace(_WORKTREE, removed=True), committed="c" * 40, head="c" * 40)
+
+    async def worktree_remove(self, session_id: str, *, force: bool) -> Finished:
+        return Finished(replace(_WORKTREE, removed=True, branch_deleted=True), head="d" * 40)
 
     async def cancel(self, session_id: str) -> Session:
         return self.sessions[session_id]
@@ -134,6 +166,10 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("codex_session", {"action": "fork", "sessionId": "sess_2"}),
     ("codex_session", {"action": "clean", "dryRun": True}),
     ("codex_session", {"action": "clean_background_terminals", "sessionId": "sess_1"}),
+    ("codex_session", {"action": "get", "sessionId": "sess_2"}),
+    ("codex_session", {"action": "worktree_patch", "sessionId": "sess_2"}),
+    ("codex_session", {"action": "worktree_keep", "sessionId": "sess_2"}),
+    ("codex_session", {"action": "worktree_remove", "sessionId": "sess_2", "force": True}),
     ("codex_check", {"action": "poll", "sessionId": "sess_1", "cursor": 0, "maxEvents": 10}),
     ("codex_check", {"action": "poll", "sessionId": "sess_2", "pollOptions": {"maxBytes": 256}}),
     ("codex_check", {"action": "poll", "sessionId": "sess_2", "pollOptions": {"finalOnly": True}}),

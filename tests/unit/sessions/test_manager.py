@@ -347,7 +347,7 @@ async def test_a_forgotten_session_lets_codex_unload_its_thread_and_upkeep_hears
         running = await _start(manager)
         gone = await _start(manager)
         await manager.cancel(gone.session_id)
-        matched, _ = manager.clean(["cancelled"], None, dry_run=False, include_disk=False)
+        matched, _, _ = await manager.clean(["cancelled"], None, dry_run=False, include_disk=False)
         assert matched == [gone.session_id]
         await wait_until(lambda: bool(fake.forgotten), timeout_s=STEP_BOUND_S, what="the unsubscribe")
         assert fake.forgotten == [gone.thread_id]

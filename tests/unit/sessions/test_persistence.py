@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 
 from codex_mcp.sessions.ingest import finish_turn
-from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches, restore_session
+from codex_mcp.sessions.persistence import (
+    SessionPersister,
+    disk_only_matches,
+    restore_session,
+    stored_worktree,
+)
 from codex_mcp.sessions.session import Session, ThreadSettings
 from codex_mcp.state.store import StateStore, StoredSession
 from codex_mcp.wire.tools import output_json
+from codex_mcp.worktrees import Worktree
 
 
 @pytest.fixture
@@ -158,3 +164,15 @@ def test_a_session_started_by_a_cancelled_call_is_still_marked_after_a_restart(s
     assert output_json(back.public_info(include_sensitive=False))["startedByCancelledCall"] is True
     back.begin_turn(has_output_schema=False)
     assert "startedByCancelledCall" not in output_json(back.public_info(include_sensitive=False))
+
+
+def test_a_sessions_worktree_comes_back_with_its_settings(store: StateStore) -> None:
+    session = _session()
+    session.settings.worktree = Worktree("/state/worktrees/s", "codex-mcp/s", "a" * 40, "/repo/.git")
+    persister = SessionPersister(store)
+    persister.attach(session)
+    finish_turn(session, status="completed", turn_id="turn_1")
+    persister.write(session)
+    [back] = _recover(store)
+    assert back.settings.worktree == session.settings.worktree
+    assert stored_worktree(store, session.session_id) == session.settings.worktree
