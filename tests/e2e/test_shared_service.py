@@ -68,6 +68,34 @@ async def _killed_after(client: RawClient) -> None:
     assert await client.process.wait() == -signal.SIGKILL
 
 
+async def _killed_with_an_approval_pending(
+    codex_env: CodexEnv, tmp_path: Path, advanced: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A server that started a turn now waiting on a command's approval (written to disk), then
+    was killed -9: the session id and the pending action."""
+    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
+        first = await _raw_server(codex_env, stderr)
+        started = await first.call(
+            "codex",
+            {
+                "prompt": "scenario:shell make the file",
+                "approvalPolicy": "untrusted",
+                "sandbox": "workspace-write",
+                "advanced": {"waitForResult": 30000, **advanced},
+            },
+        )
+        session_id = started["sessionId"]
+        assert started["status"] == "waiting_approval", started
+        (action,) = started["actions"]
+        await wait_until(
+            lambda: _pending_on_disk(codex_env, session_id) == [action["requestId"]],
+            timeout_s=10,
+            what="the pending approval in meta.json",
+        )
+        await _killed_after(first)
+    return session_id, action
+
+
 async def _wait_stopped(codex_env: CodexEnv) -> None:
     await wait_until(
         lambda: not _tagged(codex_env), timeout_s=IDLE_MS / 1000 + 30, what="the idle service's stop"
@@ -123,26 +151,7 @@ async def test_a_turn_outlives_a_kill_9_of_its_server_and_the_next_server_shows_
 async def test_an_approval_pending_when_the_server_was_killed_is_answered_from_the_next_server(
     codex_env: CodexEnv, tmp_path: Path
 ) -> None:
-    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
-        first = await _raw_server(codex_env, stderr)
-        started = await first.call(
-            "codex",
-            {
-                "prompt": "scenario:shell make the file",
-                "approvalPolicy": "untrusted",
-                "sandbox": "workspace-write",
-                "advanced": {"waitForResult": 30000},
-            },
-        )
-        session_id = started["sessionId"]
-        assert started["status"] == "waiting_approval", started
-        (action,) = started["actions"]
-        await wait_until(
-            lambda: _pending_on_disk(codex_env, session_id) == [action["requestId"]],
-            timeout_s=10,
-            what="the pending approval in meta.json",
-        )
-        await _killed_after(first)
+    session_id, action = await _killed_with_an_approval_pending(codex_env, tmp_path, {})
 
     async with running_server(codex_env, SHARED) as mcp:
         polled = await mcp.call("codex_check", {"action": "poll", "sessionId": session_id})
@@ -188,26 +197,9 @@ async def test_an_approval_whose_timeout_passed_while_no_server_was_attached_is_
     codex_env: CodexEnv, tmp_path: Path
 ) -> None:
     approval_ms = 1500
-    with (tmp_path / "first.log").open("wb") as stderr, anyio.fail_after(120):
-        first = await _raw_server(codex_env, stderr)
-        started = await first.call(
-            "codex",
-            {
-                "prompt": "scenario:shell make the file",
-                "approvalPolicy": "untrusted",
-                "sandbox": "workspace-write",
-                "advanced": {"waitForResult": 30000, "approvalTimeoutMs": approval_ms},
-            },
-        )
-        session_id = started["sessionId"]
-        assert started["status"] == "waiting_approval", started
-        (action,) = started["actions"]
-        await wait_until(
-            lambda: _pending_on_disk(codex_env, session_id) == [action["requestId"]],
-            timeout_s=10,
-            what="the pending approval in meta.json",
-        )
-        await _killed_after(first)
+    session_id, action = await _killed_with_an_approval_pending(
+        codex_env, tmp_path, {"approvalTimeoutMs": approval_ms}
+    )
     await anyio.sleep(approval_ms / 1000 + 1)  # the timeout passes while nobody is attached
 
     async with running_server(codex_env, SHARED) as mcp:

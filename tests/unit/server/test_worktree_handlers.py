@@ -9,16 +9,14 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.hosts import Host
-from codex_mcp.server import handlers, results
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.settings import Settings
-from codex_mcp.wire.tools import output_json, output_model, output_problems, parse_input
-from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
+from tests.harness.fake_backend import FakeBackend, open_on_fake
+from tests.harness.tool_calls import call_tool
 from tests.unit.test_worktrees import exists, isolated_git, repo, run_git
 
 pytestmark = pytest.mark.anyio
@@ -37,25 +35,7 @@ async def on_fake(tmp_path: Path) -> AsyncGenerator[tuple[SessionManager, FakeBa
         yield opened
 
 
-async def _no_progress(elapsed_s: float, message: str) -> None:
-    return None
-
-
-async def _tool(manager: SessionManager, name: str, arguments: Json, hosts: tuple[Host, ...] = ()) -> Json:
-    handler = {
-        "codex": handlers.codex,
-        "codex_reply": handlers.codex_reply,
-        "codex_check": handlers.codex_check,
-        "codex_session": handlers.codex_session,
-    }[name]
-    call = handlers.Call(manager_or_error=manager, report_progress=_no_progress, hosts=hosts)
-    with anyio.fail_after(STEP_BOUND_S):
-        output = await handler(parse_input(name, arguments), call)
-    assert type(output) is output_model(name)
-    content = results.success(output_json(output)).structured_content
-    assert content is not None
-    assert output_problems(name, content) == []
-    return content
+_tool = call_tool
 
 
 async def _refused(manager: SessionManager, name: str, arguments: Json) -> CodexMcpError:
