@@ -174,7 +174,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-rss-mb", type=int, default=400)
-    parser.add_argument("--pause-s", type=float, default=1.5, help="pause between waves of sessions")
+    parser.add_argument("--pause-s", type=float, default=4.0, help="pause between waves of sessions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="codex-mcp-soak-") as root:
         result = anyio.run(soak, Path(root), args)

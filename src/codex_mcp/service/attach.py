@@ -29,7 +29,7 @@ from codex_mcp.backends.readyz import probe_ready
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.service import keeper
 from codex_mcp.service.layout import ServiceLayout
-from codex_mcp.service.locks import hold_shared, is_held, try_exclusive
+from codex_mcp.service.locks import hold_shared, is_held, try_exclusive, try_shared
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ START_TIMEOUT_S: Final = 30.0
 _PROBE_TIMEOUT_S: Final = 2.0
 _POLL_S: Final = 0.05
 _STOP_WAIT_S: Final = 10.0
+# After the last request, how long `busy.lock` stays held: a turn being set up (its thread resumed,
+# its turn/start not yet sent) counts as busy only once it starts, and must not be recycled under.
+_BUSY_GRACE_S: Final = 1.0
 
 
 @dataclass
@@ -52,6 +55,8 @@ class SharedService:
     max_rss_mb: float | None = None
     start_timeout_s: float = START_TIMEOUT_S
     _attached: int | None = field(default=None, init=False)
+    _busy: int | None = field(default=None, init=False)
+    _busy_since: float = field(default=0.0, init=False)
 
     @property
     def url(self) -> str:
@@ -64,9 +69,47 @@ class SharedService:
 
     def detach(self) -> None:
         """Let go of the service; it stops once nobody holds it and no turn runs for the idle period."""
+        self._release_busy()
         if self._attached is not None:
             os.close(self._attached)
             self._attached = None
+
+    async def hold_busy(self) -> None:
+        """Hold `busy.lock` before using the service for a turn: the keeper does not recycle it
+        under us. Waits (bounded) while the keeper recycles it.
+
+        Raises:
+            CodexMcpError: APP_SERVER_START_FAILED when a recycle held it past the start bound.
+        """
+        self._busy_since = time.monotonic()
+        deadline = self._busy_since + self.start_timeout_s
+        while self._busy is None:
+            self._busy = try_shared(self.layout.busy_lock)
+            if self._busy is not None:
+                return
+            if time.monotonic() > deadline:
+                raise CodexMcpError(
+                    "APP_SERVER_START_FAILED",
+                    f"the shared codex service was being recycled for over {self.start_timeout_s:.0f}s",
+                )
+            await anyio.sleep(_POLL_S)
+
+    def note_use(self) -> None:
+        """A request to the service just ended: `busy.lock` stays held for the grace period."""
+        self._busy_since = time.monotonic()
+
+    def release_busy_if_idle(self, running: bool) -> None:
+        """Let go of `busy.lock` once nothing of ours runs there (`running`: a turn, a request) and
+        nothing has for the grace period: the keeper may recycle the service then."""
+        if running:
+            self._busy_since = time.monotonic()
+        elif time.monotonic() - self._busy_since > _BUSY_GRACE_S:
+            self._release_busy()
+
+    def _release_busy(self) -> None:
+        if self._busy is not None:
+            os.close(self._busy)
+            self._busy = None
 
     async def healthy(self) -> bool:
         """Whether the service answers on its socket now."""

@@ -159,8 +159,23 @@ async def _recycle_if_grown(layout: ServiceLayout, codex: _Codex, max_rss_bytes:
     if max_rss_bytes is None or process is None:
         return
     rss = proc_tree.rss_bytes(process.pid)
-    if rss is None or rss <= max_rss_bytes or await turns_running(layout) is not False:
+    if rss is None or rss <= max_rss_bytes:
         return
+    # Held exclusively while we ask and recycle: no server starts a turn meanwhile (each holds it
+    # shared while it starts or runs one); Codex's answer covers turns whose server has gone.
+    gate = try_exclusive(layout.busy_lock)
+    if gate is None:
+        return
+    try:
+        if await turns_running(layout) is False:
+            await _recycle(layout, codex, rss, max_rss_bytes)
+    finally:
+        os.close(gate)
+
+
+async def _recycle(layout: ServiceLayout, codex: _Codex, rss: int, max_rss_bytes: int) -> None:
+    process = codex.process
+    assert process is not None
     logger.info(
         "service %s: recycling codex pid %d: %d MiB resident, past its recycling mark of %d MiB",
         layout.key,

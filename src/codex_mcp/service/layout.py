@@ -9,6 +9,8 @@ arguments. That identity is hashed into the service's directory name under `<sta
     svc/<key>/keeper.lock   held (exclusive) by the keeper process for the service's whole life
     svc/<key>/attach.lock   held (shared) by every server using the service; free means nobody is
     svc/<key>/start.lock    held while one server starts the service, so two never start two
+    svc/<key>/busy.lock     held (shared) by every server while it starts or runs turns there; the
+                            keeper recycles the service only while it holds it exclusively
     svc/<key>/keeper.json   the keeper's and the app-server's pids, for diagnosis and for stopping
     svc/<key>/keeper.log    the keeper's log and the app-server's stderr
 """
@@ -77,6 +79,10 @@ class ServiceLayout:
     @property
     def start_lock(self) -> Path:
         return self.root / "start.lock"
+
+    @property
+    def busy_lock(self) -> Path:
+        return self.root / "busy.lock"
 
     @property
     def info(self) -> Path:

@@ -25,6 +25,17 @@ def try_exclusive(path: Path) -> int | None:
     return fd
 
 
+def try_shared(path: Path) -> int | None:
+    """The lock of `path` held shared (its fd), or None while someone holds it exclusively."""
+    fd = _open(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def hold_shared(path: Path) -> int:
     """The lock of `path` held shared (its fd); waits only while an exclusive holder tests it."""
     fd = _open(path)

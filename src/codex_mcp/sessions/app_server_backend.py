@@ -108,7 +108,8 @@ class AppServerBackend:
     async def _call(self, connection: AppServerConnection, call: ClientCall[R]) -> R:
         """`call` on `connection`, with Codex's refusals and exits as tool errors."""
         try:
-            return await connection.call(call, timeout_s=self._request_timeout_s)
+            with self._children.requesting():
+                return await connection.call(call, timeout_s=self._request_timeout_s)
         except AppServerRequestError as exc:
             raise codex_refused(call.method, exc) from exc
         except AppServerClosedError as exc:

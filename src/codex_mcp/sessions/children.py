@@ -76,6 +76,8 @@ class ChildPool:
         self._placing: Counter[str] = Counter()
         # When each host that could not be reached may be tried first again.
         self._down_until: dict[str, float] = {}
+        # Requests not yet answered (the shared service is not recycled under them).
+        self._requests = 0
 
     async def connection(self, key: str) -> AppServerConnection:
         """The live child of `key`, started now if there is none.
@@ -84,6 +86,8 @@ class ChildPool:
             CodexMcpError: APP_SERVER_START_FAILED, once a start Codex itself calls busy has been
                 retried.
         """
+        if self._service is not None and key not in self._hosts:
+            await self._service.hold_busy()  # before connecting: a recycle under way ends first
         async with self._spawn_locks.setdefault(key, anyio.Lock()):
             child = self._children.get(key)
             if child is not None and not child.connection.closed:
@@ -125,8 +129,13 @@ class ChildPool:
     def recycle_grown(self, max_rss_bytes: int | None, busy_keys: set[str]) -> None:
         """Retire the children grown past `max_rss_bytes` that run no turn and wait on no request;
         the next call for their key starts a fresh child, which resumes threads as they are needed.
-        (The shared service is its keeper's to recycle: other servers' turns run there.)"""
-        if max_rss_bytes is None or self._service is not None:
+        (The shared service is its keeper's to recycle: other servers' turns run there; we only let
+        it know when we run none there.)"""
+        if self._service is not None:
+            running = self._requests > 0 or any(key not in self._hosts for key in busy_keys)
+            self._service.release_busy_if_idle(running)
+            return
+        if max_rss_bytes is None:
             return
         for key, child in list(self._children.items()):
             pid = child.connection.pid
@@ -153,6 +162,18 @@ class ChildPool:
             return self._down_until.get(key, 0.0) > now, held + self._placing[key]
 
         return sorted(self._hosts, key=load)
+
+    @contextmanager
+    def requesting(self) -> Generator[None]:
+        """Count a request while it waits for its answer (one to a host counts too: it only keeps
+        the shared service from a recycle for that long)."""
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if self._service is not None:
+                self._service.note_use()
 
     @contextmanager
     def placing(self, key: str) -> Generator[None]:

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codex_mcp.service import keeper
+import pytest
+
+from codex_mcp.errors import CodexMcpError
+from codex_mcp.service import attach, keeper
+from codex_mcp.service.attach import SharedService
 from codex_mcp.service.layout import ServiceLayout, service_key
 from codex_mcp.service.locks import hold_shared, is_held, try_exclusive
 
@@ -68,3 +72,31 @@ def test_a_shared_hold_keeps_the_lock_held_until_it_is_let_go_and_a_dead_holder_
         if holder.stdout is not None:
             holder.stdout.close()
     assert not is_held(lock)  # the kernel let go of a killed holder's lock
+
+
+@pytest.mark.anyio
+async def test_a_server_using_the_service_for_a_turn_keeps_the_keeper_from_recycling_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = ServiceLayout.under(tmp_path / "state", "abc123")
+    service = SharedService(layout, ["codex"], {}, idle_s=1.0, start_timeout_s=0.3)
+    await service.hold_busy()
+    assert try_exclusive(layout.busy_lock) is None  # the keeper's recycle check
+    service.release_busy_if_idle(running=False)  # asked for just now: still held
+    assert try_exclusive(layout.busy_lock) is None
+    monkeypatch.setattr(attach, "_BUSY_GRACE_S", 0.0)
+    service.release_busy_if_idle(running=True)  # a turn runs: held
+    assert try_exclusive(layout.busy_lock) is None
+    service.release_busy_if_idle(running=False)
+    gate = try_exclusive(layout.busy_lock)
+    assert gate is not None  # nothing of ours runs there: the keeper may recycle
+    try:
+        with pytest.raises(CodexMcpError, match="being recycled for over 0s"):
+            await service.hold_busy()  # a recycle that never ends is a clear error, in bounded time
+    finally:
+        os.close(gate)
+    await service.hold_busy()
+    service.detach()
+    gate = try_exclusive(layout.busy_lock)
+    assert gate is not None
+    os.close(gate)
