@@ -21,6 +21,7 @@ from codex_mcp.server import elicit, handlers, results
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.polling import Elicitor
 from codex_mcp.sessions.session import Session
+from codex_mcp.settings import Settings
 from codex_mcp.wire.tools import output_json, output_model, output_problems, parse_input
 from tests.harness.fake_backend import STEP_BOUND_S, FakeBackend, open_on_fake
 
@@ -383,3 +384,29 @@ def test_form_elicitation_is_read_from_the_client_capabilities() -> None:
     assert not elicit.client_takes_forms(caps(url={}))
     assert not elicit.client_takes_forms(types.ClientCapabilities())
     assert not elicit.client_takes_forms(None)
+
+
+def test_the_server_default_comes_from_codex_mcp_approvals() -> None:
+    assert Settings.from_env({}).approvals == "poll"
+    assert Settings.from_env({"CODEX_MCP_APPROVALS": "elicit"}).approvals == "elicit"
+    with pytest.raises(CodexMcpError) as caught:
+        Settings.from_env({"CODEX_MCP_APPROVALS": "ask"})
+    assert "CODEX_MCP_APPROVALS=ask" in caught.value.message
+
+
+async def test_a_codex_call_without_approvals_takes_the_server_default(
+    on_fake: tuple[SessionManager, FakeBackend], tmp_path: Path
+) -> None:
+    manager, _ = on_fake
+    arguments = {"prompt": "p", "cwd": str(tmp_path), "approvalPolicy": "never", "sandbox": "read-only"}
+    for default in ("elicit", "poll"):
+        call = handlers.Call(
+            manager_or_error=manager, report_progress=_no_progress, default_approvals=default
+        )
+        output = await handlers.codex(parse_input("codex", arguments), call)
+        assert (await manager.get(output.session_id)).settings.approvals == default
+    call = handlers.Call(manager_or_error=manager, report_progress=_no_progress, default_approvals="elicit")
+    explicit = await handlers.codex(
+        parse_input("codex", {**arguments, "advanced": {"approvals": "poll"}}), call
+    )
+    assert (await manager.get(explicit.session_id)).settings.approvals == "poll"
