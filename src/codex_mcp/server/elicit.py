@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,7 +160,7 @@ def _choice(entry: object) -> Choice | None:
         if not isinstance(prefix, list) or not prefix:
             return None
         words = [str(word) for word in cast(list[object], prefix)]
-        label = f"Accept, and from now on allow commands starting with: {' '.join(words)}"
+        label = f"Accept, and from now on allow commands starting with: {shlex.join(words)}"
         return Choice(name, label, execpolicy_amendment=words)
     if name == "applyNetworkPolicyAmendment":
         amendment = inner.get("network_policy_amendment")

@@ -136,7 +136,7 @@ async def test_the_form_offers_exactly_the_requests_decisions_with_amendments_la
         "decline",
     ]
     titles = {o["const"]: o["title"] for o in offered}
-    assert "touch made.txt" in titles["acceptWithExecpolicyAmendment"]
+    assert titles["acceptWithExecpolicyAmendment"].endswith(": touch made.txt")
     assert "b.test" in titles["applyNetworkPolicyAmendment:3"]
     assert form.schema["required"] == ["decision"]
     for shown in ("touch made.txt", "to make the file", session.session_id, request.request_id):
