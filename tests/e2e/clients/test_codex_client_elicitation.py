@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -34,7 +34,7 @@ PLAN: Final = (
 )
 
 
-def _json(seen: str) -> dict[str, object]:
+def _json(seen: str) -> dict[str, Any]:
     return json.loads(seen.split("\nOutput:\n", 1)[1])
 
 
@@ -49,8 +49,7 @@ def test_codex_exec_declines_our_elicitation_and_the_command_does_not_run(
     started, polled = (_json(s) for s in tool_outputs(plan_requests(mock_model)[-1]))
     assert started["status"] == "idle", started  # answered inside the call, which then waited on
     assert "actions" not in started
-    events = polled["events"]
-    assert isinstance(events, list)
-    results = [e["data"] for e in events if e["type"] == "approval_result"]  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
-    assert [(r["decision"], r.get("timeout")) for r in results] == [("decline", None)]  # pyright: ignore[reportUnknownVariableType]
+    events: list[dict[str, Any]] = polled["events"]
+    results = [e["data"] for e in events if e["type"] == "approval_result"]
+    assert [(r["decision"], r.get("timeout")) for r in results] == [("decline", None)]
     assert not (codex_env.workspace / "made.txt").exists()
