@@ -162,7 +162,7 @@ def _elicitor(ctx: ServerRequestContext[AppState]) -> elicit.LegacyElicitor | el
     async def send(message: str, schema: dict[str, Any]) -> types.ElicitResult:
         return await session.elicit_form(message, cast(Any, schema), related_request_id=ctx.request_id)
 
-    return elicit.LegacyElicitor(manager, send)
+    return elicit.LegacyElicitor(manager, send, ctx.protocol_version)
 
 
 async def _retry(

@@ -101,20 +101,28 @@ def supported(request: PendingRequest) -> bool:
     return request.method in INTERACTIVE
 
 
-def build_form(session: Session, request: PendingRequest) -> Form:
-    """The form asking about `request` (see `supported`)."""
+def build_form(session: Session, request: PendingRequest, *, titled: bool = True) -> Form:
+    """The form asking about `request` (see `supported`). Choices carry their labels as a titled
+    enum (`oneOf` of `const`/`title`, 2025-11-25 on); `titled=False` spells them `enum` plus
+    `enumNames`, as clients of older revisions (Codex speaks 2025-06-18) read them."""
     if request.action_type == "user_input":
-        return _question_form(session, request)
+        return _question_form(session, request, titled=titled)
     choices = decision_choices(request)
-    one_of = [{"const": value, "title": choice.label} for value, choice in choices.items()]
-    schema = {
-        "type": "object",
-        "properties": {
-            _DECISION_FIELD: {"type": "string", "title": "Decision", "oneOf": one_of, "default": "decline"}
-        },
-        "required": [_DECISION_FIELD],
-    }
+    decision = {"type": "string", "title": "Decision", **_enum(choices, titled), "default": "decline"}
+    schema = {"type": "object", "properties": {_DECISION_FIELD: decision}, "required": [_DECISION_FIELD]}
     return Form(_approval_message(session, request), schema, choices)
+
+
+def _enum(labels: dict[str, Choice] | dict[str, str], titled: bool) -> dict[str, Any]:
+    """A string choice among `labels` (value -> label or Choice), titled or as enum/enumNames."""
+    named = {value: label if isinstance(label, str) else label.label for value, label in labels.items()}
+    if titled:
+        return {"oneOf": [{"const": value, "title": label} for value, label in named.items()]}
+    return {"enum": list(named), "enumNames": list(named.values())}
+
+
+# The first protocol revision with titled enums (`oneOf` of const/title) in elicitation forms.
+TITLED_ENUMS_FROM: Final = "2025-11-25"
 
 
 def decision_choices(request: PendingRequest) -> dict[str, Choice]:
@@ -200,7 +208,7 @@ def _questions(request: PendingRequest) -> list[dict[str, Any]]:
     return [cast(dict[str, Any], q) for q in cast(list[object], raw) if isinstance(q, dict) and "id" in q]
 
 
-def _question_form(session: Session, request: PendingRequest) -> Form:
+def _question_form(session: Session, request: PendingRequest, *, titled: bool) -> Form:
     properties: dict[str, Any] = {}
     for question in _questions(request):
         prop: dict[str, Any] = {
@@ -213,9 +221,7 @@ def _question_form(session: Session, request: PendingRequest) -> Form:
             cast(dict[str, Any], o) for o in cast(list[object], raw_options or []) if isinstance(o, dict)
         ]
         if options and not question.get("isOther"):
-            prop["oneOf"] = [
-                {"const": str(o.get("label")), "title": _option_title(o)} for o in options if o.get("label")
-            ]
+            prop.update(_enum({str(o["label"]): _option_title(o) for o in options if o.get("label")}, titled))
         elif options:
             prop["description"] += " Options: " + "; ".join(_option_title(o) for o in options)
         properties[str(question["id"])] = prop
@@ -325,13 +331,16 @@ class FormSender(Protocol):
 class LegacyElicitor:
     """Asks with `elicitation/create` from inside the waiting call."""
 
-    def __init__(self, manager: Answering, send: FormSender) -> None:
+    def __init__(
+        self, manager: Answering, send: FormSender, protocol_version: str = TITLED_ENUMS_FROM
+    ) -> None:
         self._manager = manager
         self._send = send
+        self._titled = protocol_version >= TITLED_ENUMS_FROM
 
     async def offer(self, session: Session) -> None:
         for request in _new_requests(session):
-            form = build_form(session, request)
+            form = build_form(session, request, titled=self._titled)
             remaining = (datetime.fromisoformat(request.expires_at) - datetime.now(UTC)).total_seconds()
             result: types.ElicitResult | None = None
             with anyio.move_on_after(max(remaining, 0.0)):

@@ -410,3 +410,22 @@ async def test_a_codex_call_without_approvals_takes_the_server_default(
         parse_input("codex", {**arguments, "advanced": {"approvals": "poll"}}), call
     )
     assert (await manager.get(explicit.session_id)).settings.approvals == "poll"
+
+
+async def test_clients_of_older_revisions_get_the_choices_as_enum_and_enum_names(
+    on_fake: tuple[SessionManager, FakeBackend], tmp_path: Path
+) -> None:
+    manager, fake = on_fake
+    session = await _elicit_session(manager, tmp_path)
+    codex_id = await fake.request(
+        COMMAND, _command_params(session, tmp_path, ["accept", EXECPOLICY, "decline"])
+    )
+    asked = Asked(_accept("acceptWithExecpolicyAmendment"))
+    legacy = elicit.LegacyElicitor(manager, asked, "2025-06-18")  # what Codex as a client speaks
+    await _tool(manager, "codex_check", _long_poll(session), legacy)
+    ((_, schema),) = asked.forms
+    decision = schema["properties"]["decision"]
+    assert "oneOf" not in decision
+    assert decision["enum"] == ["accept", "acceptWithExecpolicyAmendment", "decline"]
+    assert decision["enumNames"][1].endswith(": touch made.txt")
+    assert await fake.answer() == (codex_id, {"id": codex_id, "result": {"decision": EXECPOLICY}})
