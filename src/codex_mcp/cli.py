@@ -34,6 +34,7 @@ _ENV_HELP = """environment:
   CODEX_MCP_APP_SERVER                 shared | child: turns on a Codex service that outlives us (shared)
   CODEX_MCP_SERVICE_IDLE_MS            a shared service nobody uses stops after this long (600000)
   CODEX_MCP_APP_SERVER_MAX_RSS_MB      a Codex app-server stays under this: replaced past 80% (2048)
+  CODEX_MCP_APPROVALS                  poll | elicit: default of advanced.approvals (poll)
   CODEX_MCP_HOSTS                      a TOML file of remote app-servers new sessions run on
   CODEX_MCP_IDLE_TTL_MS                cancel an idle session untouched this long (1800000: 30 min)
   CODEX_MCP_RUNNING_TTL_MS             cancel a running session with no activity this long (14400000: 4 h)

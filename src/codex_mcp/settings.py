@@ -100,6 +100,17 @@ def _hosts(env: dict[str, str]) -> tuple[Host, ...]:
     return load_hosts(Path(raw).expanduser().absolute()) if raw else ()
 
 
+ApprovalsMode = Literal["poll", "elicit"]
+
+
+def approvals_mode(env: dict[str, str]) -> ApprovalsMode:
+    """CODEX_MCP_APPROVALS: poll (the default) or elicit."""
+    raw = env.get("CODEX_MCP_APPROVALS", "").strip() or "poll"
+    if raw not in ("poll", "elicit"):
+        raise CodexMcpError("INVALID_ARGUMENT", f"CODEX_MCP_APPROVALS={raw}: expected poll or elicit")
+    return "elicit" if raw == "elicit" else "poll"
+
+
 def default_state_dir(env: dict[str, str]) -> Path:
     """CODEX_MCP_STATE_DIR, else ~/.codex-mcp/state."""
     raw = env.get("CODEX_MCP_STATE_DIR", "").strip()
@@ -165,6 +176,9 @@ class Settings:
     app_server_max_rss_mb: float = 2048.0
     # Remote app-servers new sessions run on (CODEX_MCP_HOSTS); none: sessions run here.
     hosts: tuple[Host, ...] = ()
+    # How a session's approvals reach the caller unless `advanced.approvals` says (CODEX_MCP_APPROVALS):
+    # "poll" (actions only) or "elicit" (also asked as elicitations, where the client can show them).
+    approvals: ApprovalsMode = "poll"
 
     @property
     def recycle_rss_mb(self) -> float:
@@ -185,6 +199,7 @@ class Settings:
             filter_noise=environ.get("CODEX_MCP_DISABLE_NOISE_FILTER", "") != "1",
             drain_timeout_s=_env_ms("CODEX_MCP_DRAIN_TIMEOUT_MS", 10_000, environ),
             state_dir=default_state_dir(environ),
+            approvals=approvals_mode(environ),
             nesting=nesting,
             app_server=_placement(environ, nesting),
             service_idle_s=_env_ms("CODEX_MCP_SERVICE_IDLE_MS", 10 * 60_000, environ),

@@ -16,7 +16,7 @@ from typing import Any, Final, TextIO, cast
 
 import anyio
 import mcp_types as types
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, ElicitationFnT
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.dispatcher import ProgressFnT
 
@@ -145,17 +145,29 @@ def server_env(codex_env: CodexEnv, extra: Mapping[str, str | None] | None = Non
 
 @asynccontextmanager
 async def running_server(
-    codex_env: CodexEnv, extra_env: Mapping[str, str | None] | None = None, *, errlog: TextIO = sys.stderr
+    codex_env: CodexEnv,
+    extra_env: Mapping[str, str | None] | None = None,
+    *,
+    errlog: TextIO = sys.stderr,
+    elicitation_callback: ElicitationFnT | None = None,
+    modern: bool = False,
 ) -> AsyncGenerator[McpServerUnderTest]:
     """Start `python -m codex_mcp` as a real stdio MCP server (its stderr to `errlog`) and
-    initialise a client session."""
+    initialise a client session: legacy `initialize`, or (`modern`) the 2026-07-28 `server/discover`.
+    With `elicitation_callback` the client declares (form and URL) elicitation."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "codex_mcp"],
         env=server_env(codex_env, extra_env),
         cwd=str(codex_env.workspace),
     )
-    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+    async with (
+        stdio_client(params, errlog=errlog) as (read, write),
+        ClientSession(read, write, elicitation_callback=elicitation_callback) as session,
+    ):
         with anyio.fail_after(30):
-            await session.initialize()
+            if modern:
+                await session.discover()
+            else:
+                await session.initialize()
         yield McpServerUnderTest(session)

@@ -715,6 +715,8 @@ class World:
     tools_call: Callable[[str, dict[str, Any]], types.CallToolResult]
     workspace: Path
     image: Path
+    # A 2026-07-28 retry: tools/call with `requestState` and `inputResponses`.
+    retry_call: Callable[[str, dict[str, Any], str, dict[str, Any]], types.CallToolResult] | None = None
     slots: dict[str, tuple[str, str | None]] = field(default_factory=lambda: {})
     started: int = 0
 

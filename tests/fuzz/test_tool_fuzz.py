@@ -12,6 +12,7 @@ question, errored, cancelled) are started through the same server. Counts are pr
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Generator
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,7 @@ import mcp_types as types
 import pytest
 from anyio.from_thread import start_blocking_portal
 from hypothesis import find, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 
 from codex_mcp.backend_mode import ModeChoice, ModeResolver
@@ -92,7 +94,18 @@ def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[Wor
 
             return portal.call(bounded)
 
-        yield World(tools_call, workspace, image)
+        def retry_call(
+            tool: str, arguments: dict[str, Any], state: str, responses: dict[str, Any]
+        ) -> types.CallToolResult:
+            async def bounded() -> types.CallToolResult:
+                with anyio.fail_after(CALL_BOUND_S):
+                    return await client.call_tool(
+                        tool, arguments, request_state=state, input_responses=responses
+                    )
+
+            return portal.call(bounded)
+
+        yield World(tools_call, workspace, image, retry_call)
     assert live_processes_with_env(f"CODEX_HOME={home}") == []
 
 
@@ -223,3 +236,64 @@ def test_a_steer_of_the_running_slot_reaches_the_fake_codex_and_a_retry_does_not
     assert (first["status"], first["steered"]["duplicate"]) == ("running", False)
     assert again["steered"] == {**first["steered"], "duplicate": True}
     assert refused.code == "SESSION_NOT_RUNNING"
+
+
+def test_the_valid_cases_of_codex_ask_for_both_approvals_modes() -> None:
+    strategy = ToolArguments("codex").valid()
+    for mode in ("poll", "elicit"):
+        find(strategy, lambda case, mode=mode: case.arguments.get("advanced", {}).get("approvals") == mode)
+
+
+_STATES: Final = st.one_of(
+    st.text(max_size=400),
+    st.tuples(st.binary(max_size=200), st.binary(max_size=40)).map(
+        lambda parts: ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+    ),
+)
+_RESPONSES: Final = st.dictionaries(
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(
+        [
+            types.ElicitResult(action="accept", content={"decision": "accept"}),
+            types.ElicitResult(action="decline"),
+            types.ElicitResult(action="cancel"),
+        ]
+    ),
+    max_size=3,
+)
+
+
+def test_a_request_state_we_did_not_sign_is_invalid_argument_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fuzz_world(tmp_path, monkeypatch) as world:
+        assert world.retry_call is not None
+        retry = world.retry_call
+        waiting = world.fill({"sessionId": "@approval"})["sessionId"]
+        calls = {
+            "codex": {
+                "prompt": "hello",
+                "cwd": str(world.workspace),
+                "approvalPolicy": "on-request",
+                "sandbox": "read-only",
+                "advanced": {"approvals": "elicit"},
+            },
+            "codex_reply": {"sessionId": waiting, "prompt": "again"},
+            "codex_check": {"action": "poll", "sessionId": waiting},
+        }
+        before = len(world.ok("codex_session", {"action": "list"})["sessions"])
+        outcomes: Counter[str] = Counter()
+
+        @settings(FUZZ_SETTINGS, max_examples=min(FUZZ_EXAMPLES, 60))
+        @given(tool=st.sampled_from(sorted(calls)), state=_STATES, responses=_RESPONSES)
+        def check(tool: str, state: str, responses: dict[str, Any]) -> None:
+            outcome = outcome_of(retry(tool, calls[tool], state, responses))
+            outcomes[f"{tool}:{outcome.code}({outcome.field})"] += 1
+            assert (outcome.code, outcome.field) == ("INVALID_ARGUMENT", "requestState"), outcome
+
+        check()
+        after = len(world.ok("codex_session", {"action": "list"})["sessions"])
+        pending = world.ok("codex_check", {"action": "poll", "sessionId": waiting})
+    assert after == before  # no retry started a session
+    assert pending.get("actions")  # ... nor answered the waiting approval
+    print(summary("retries", "forged requestState", outcomes))

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 import mcp_types as types
@@ -20,7 +20,7 @@ from codex_mcp import __version__
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.catalog import ResourceCatalog
 from codex_mcp.resources.server_info import ServerFacts
-from codex_mcp.server import handlers, results
+from codex_mcp.server import elicit, handlers, results
 from codex_mcp.server.early import EarlyAnswers
 from codex_mcp.server.startup import Startup
 from codex_mcp.server.stdin import ThreadedStdin
@@ -65,6 +65,8 @@ class AppState:
 
     manager_or_error: SessionManager | CodexMcpError
     startup: Startup
+    # Signs the `requestState` of 2026-07-28 input-required results (key in the state directory).
+    signer: elicit.StateSigner
 
 
 def _lifespan_for(
@@ -72,8 +74,9 @@ def _lifespan_for(
 ) -> Callable[[Server[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(server: Server[AppState]) -> AsyncGenerator[AppState]:
+        signer = elicit.StateSigner.in_dir(startup.settings.state_dir)
         if isinstance(startup.codex, CodexMcpError):
-            yield AppState(startup.codex, startup)
+            yield AppState(startup.codex, startup, signer)
             return
         assert startup.mode is not None  # prepare_startup chooses a mode whenever it found Codex
         async with SessionManager.open(
@@ -81,7 +84,7 @@ def _lifespan_for(
         ) as manager:
             running.manager = manager
             try:
-                yield AppState(manager, startup)
+                yield AppState(manager, startup, signer)
             finally:
                 running.manager = None
 
@@ -94,9 +97,13 @@ async def _list_tools(
     return types.ListToolsResult(tools=[types.Tool.model_validate(tool_definition(n)) for n in TOOL_NAMES])
 
 
+# The tools whose waiting calls may ask the client (and whose 2026-07-28 retries we take).
+_ELICITING: Final = ("codex", "codex_reply", "codex_check")
+
+
 async def _call_tool(
     ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams
-) -> types.CallToolResult:
+) -> types.CallToolResult | types.InputRequiredResult:
     name = params.name
     try:
         if name not in _TOOLS:
@@ -113,9 +120,17 @@ async def _call_tool(
             heartbeat_s=state.startup.settings.heartbeat_s,
             backend=state.startup.mode,
             hosts=state.startup.settings.hosts,
+            default_approvals=state.startup.settings.approvals,
+            elicitor=_elicitor(ctx),
         )
         handler = _TOOLS[name]
-        output = await handler(arguments, call)
+        try:
+            if params.request_state is not None or params.input_responses is not None:
+                output = await _retry(ctx, params, arguments, call)
+            else:
+                output = await handler(arguments, call)
+        except elicit.InputRequired as asking:
+            return elicit.input_required(state.signer, name, asking)
         if not isinstance(output, output_model(name)):
             raise TypeError(f"{name} returned {type(output).__name__}, not {output_model(name).__name__}")
         payload = output_json(output)
@@ -132,6 +147,53 @@ async def _call_tool(
     except Exception:  # the one boundary where any bug becomes a tool error, never a broken channel
         logger.exception("tool %s failed", name)
         return results.failure(CodexMcpError("INTERNAL", f"{name} failed unexpectedly; see the server log"))
+
+
+def _elicitor(ctx: ServerRequestContext[AppState]) -> elicit.LegacyElicitor | elicit.ModernElicitor | None:
+    """Who asks this call's client about approvals: none unless it declared form elicitation;
+    `elicitation/create` on legacy connections, input-required results on 2026-07-28 ones."""
+    manager = ctx.lifespan_context.manager_or_error
+    if isinstance(manager, CodexMcpError) or not elicit.client_takes_forms(ctx.session.client_capabilities):
+        return None
+    if ctx.protocol_version >= elicit.MODERN_ERA:
+        return elicit.ModernElicitor()
+    session = ctx.session
+
+    async def send(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        return await session.elicit_form(message, cast(Any, schema), related_request_id=ctx.request_id)
+
+    return elicit.LegacyElicitor(manager, send, ctx.protocol_version)
+
+
+async def _retry(
+    ctx: ServerRequestContext[AppState],
+    params: types.CallToolRequestParams,
+    arguments: Any,
+    call: handlers.Call,
+) -> ToolOutputModel:
+    """A 2026-07-28 retry: the answers go to the session and requests our signed `requestState`
+    names, then the call goes on where it stopped; a retry never starts a session or a turn."""
+    name = params.name
+    if name not in _ELICITING or params.request_state is None:
+        raise CodexMcpError(
+            "INVALID_ARGUMENT",
+            "inputResponses need the requestState this server returned with them"
+            if name in _ELICITING
+            else f"{name} takes no inputResponses or requestState",
+            field="requestState",
+        )
+    state = ctx.lifespan_context.signer.open(params.request_state, name)
+    named = getattr(arguments, "session_id", None)
+    if named is not None and named != state.session_id:
+        raise CodexMcpError(
+            "INVALID_ARGUMENT", "requestState belongs to another session than sessionId", field="requestState"
+        )
+    manager = call.manager
+    session = await manager.get(state.session_id)
+    await elicit.apply_responses(manager, session, state, dict(params.input_responses or {}))
+    if name == "codex_check":
+        return await handlers.codex_check(arguments, call)
+    return await handlers.resume_wait(arguments, session, call)
 
 
 def _progress_reporter(ctx: ServerRequestContext[AppState]) -> Callable[[float, str], Awaitable[None]]:

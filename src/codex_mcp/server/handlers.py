@@ -18,7 +18,14 @@ from codex_mcp.profiles import profile_config
 from codex_mcp.readiness import readiness_report
 from codex_mcp.server.images import image_problem
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
-from codex_mcp.sessions.polling import PollRequest, TurnOutput, poll, turn_output, worktree_changes
+from codex_mcp.sessions.polling import (
+    Elicitor,
+    PollRequest,
+    TurnOutput,
+    poll,
+    turn_output,
+    worktree_changes,
+)
 from codex_mcp.sessions.session import POLL_RUNNING_MS, Session, ThreadSettings, worktree_info
 from codex_mcp.sessions.worktree_sessions import CleanEntry
 from codex_mcp.wire.tools import (
@@ -52,6 +59,11 @@ class Call:
     backend: ModeResolver | None = None
     # The remote hosts sessions may run on (CODEX_MCP_HOSTS).
     hosts: tuple[Host, ...] = ()
+    # `advanced.approvals` when a `codex` call leaves it out (CODEX_MCP_APPROVALS).
+    default_approvals: str = "poll"
+    # Asks the client about the pending requests of "elicit" sessions while a call waits; None:
+    # the client declared no form elicitation, so everything is polled.
+    elicitor: Elicitor | None = None
 
     @property
     def manager(self) -> SessionManager:
@@ -154,7 +166,20 @@ async def _finish(
     async def heartbeat(elapsed_s: float) -> None:
         await call.report_progress(elapsed_s, f"session {session.session_id} is {session.status}")
 
-    return await turn_output(session, wait_ms, warnings, heartbeat, call.heartbeat_s, model=model)
+    return await turn_output(
+        session, wait_ms, warnings, heartbeat, call.heartbeat_s, model=model, elicitor=call.elicitor
+    )
+
+
+async def resume_wait(
+    args: CodexInput | CodexReplyInput, session: Session, call: Call
+) -> CodexOutput | CodexReplyOutput:
+    """A 2026-07-28 retry of `codex`/`codex_reply` (its answers applied): the same call's answer for
+    the session it started or continued, after its wait; it starts nothing."""
+    if isinstance(args, CodexReplyInput):
+        return await _finish(CodexReplyOutput, session, args.wait_for_result, [], call)
+    wait_ms = args.advanced.wait_for_result if args.advanced else None
+    return await _finish(CodexOutput, session, wait_ms, [], call)
 
 
 async def codex(args: CodexInput, call: Call) -> CodexOutput:
@@ -178,6 +203,7 @@ async def codex(args: CodexInput, call: Call) -> CodexOutput:
         base_instructions=advanced.base_instructions if advanced else None,
         developer_instructions=advanced.developer_instructions if advanced else None,
         host=advanced.host if advanced else None,
+        approvals=str(advanced.approvals) if advanced and advanced.approvals else call.default_approvals,
     )
     turn = TurnRequest(
         prompt=args.prompt,
@@ -414,7 +440,7 @@ async def codex_check(args: CodexCheckInput, call: Call) -> CodexCheckOutput:
         response_mode=args.response_mode or "minimal",
         max_bytes=options.max_bytes if options else None,
     )
-    return await poll(manager, session, request, warnings)
+    return await poll(manager, session, request, warnings, call.elicitor)
 
 
 async def codex_setup(args: CodexSetupInput, call: Call) -> CodexSetupOutput:

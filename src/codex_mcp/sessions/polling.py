@@ -42,6 +42,16 @@ class NewsWaiter(Protocol):
         ...
 
 
+class Elicitor(Protocol):
+    """Who asks the client about a session's pending requests (approvals "elicit", a client that
+    declared form elicitation): answers what the client answered, or (2026-07-28) raises to hand
+    the questions back as an input-required result."""
+
+    async def offer(self, session: Session) -> None:
+        """Ask about the pending requests of `session` not asked yet."""
+        ...
+
+
 @dataclass(frozen=True)
 class PollRequest:
     """One read of a session's events. `answering`: the read that follows an answer to a request
@@ -105,9 +115,14 @@ def _hint(output: CodexCheckOutput | CodexOutput | CodexReplyOutput, session: Se
 
 
 async def poll(
-    waiter: NewsWaiter, session: Session, request: PollRequest, warnings: list[str]
+    waiter: NewsWaiter,
+    session: Session,
+    request: PollRequest,
+    warnings: list[str],
+    elicitor: Elicitor | None = None,
 ) -> CodexCheckOutput:
-    """The poll-shaped answer (CodexCheckOutput) for `session`, after the long-poll wait if any."""
+    """The poll-shaped answer (CodexCheckOutput) for `session`, after the long-poll wait if any; a
+    long-poll first asks `elicitor` about pending requests, and about those that came meanwhile."""
     polling = not request.answering
     max_events = request.max_events if request.max_events is not None else (1 if polling else 0)
     cursor = request.cursor
@@ -120,14 +135,19 @@ async def poll(
                 f"Provided cursor {request.cursor} is stale; used session cursor {session.last_cursor}."
             )
     start = session.last_cursor if cursor is None else cursor
+    long_poll = polling and bool(request.wait_ms)
+    if long_poll and elicitor is not None and session.pending:
+        await elicitor.offer(session)
     if (
-        polling
+        long_poll
         and request.wait_ms
         and session.status not in TERMINAL
         and not session.pending
         and session.buffer.next_id <= start
     ):
         session = await waiter.wait_for_news(session, request.wait_ms / 1000)
+        if elicitor is not None and session.pending:
+            await elicitor.offer(session)
     if request.include_result and session.status in TERMINAL:
         await session.settled(SETTLE_WAIT_S)
     buffer = session.buffer
@@ -192,13 +212,17 @@ async def wait_for_result(
     timeout_s: float,
     heartbeat: Callable[[float], Awaitable[None]],
     heartbeat_s: float,
+    elicitor: Elicitor | None = None,
 ) -> WaitReason:
-    """Wait until the turn ends, needs the caller, or time runs out."""
+    """Wait until the turn ends, needs the caller, or time runs out; pending requests are first
+    offered to `elicitor`, and the wait goes on once it answered them all."""
     start = time.monotonic()
     last_beat = start
     while True:
         if session.status in TERMINAL:
             return "completed"
+        if session.pending and elicitor is not None:
+            await elicitor.offer(session)
         if session.pending:
             return "needs_input"
         now = time.monotonic()
@@ -220,11 +244,12 @@ async def turn_output(
     heartbeat_s: float,
     *,
     model: type[TurnOutput],
+    elicitor: Elicitor | None = None,
 ) -> TurnOutput:
     """The answer of `codex`/`codex_reply` (`model`: CodexOutput/CodexReplyOutput), after the
     optional foreground wait of `waitForResult` (heartbeats while waiting)."""
     if wait_ms:
-        reason = await wait_for_result(session, wait_ms / 1000, heartbeat, heartbeat_s)
+        reason = await wait_for_result(session, wait_ms / 1000, heartbeat, heartbeat_s, elicitor)
         execution = Execution(
             mode="foreground",
             wait_requested_ms=wait_ms,

@@ -58,6 +58,8 @@ class ThreadSettings:
     host: str | None = None
     # The git worktree the session runs in (`advanced.worktree`); `cwd` is inside it.
     worktree: Worktree | None = None
+    # `advanced.approvals`: "poll" (actions only) or "elicit" (also asked as elicitations).
+    approvals: str = "poll"
 
 
 # The request params a caller reviews and answers with, copied from `params` to the top of the action
@@ -103,6 +105,8 @@ class PendingRequest:
     expires_at: str
     available_decisions: list[str] | None
     timeout_scope: anyio.CancelScope | None = None
+    # Asked once as an elicitation (approvals "elicit"); a cancelled one is left for polling.
+    elicited: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """What the state directory keeps of it (other servers show it from there)."""

@@ -14,7 +14,7 @@ import pytest
 
 from codex_mcp import settings, worktrees
 from codex_mcp.errors import CodexMcpError
-from codex_mcp.server import app, handlers
+from codex_mcp.server import app, elicit, handlers
 from codex_mcp.server.startup import Startup
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification
 from codex_mcp.sessions.manager import SessionManager, TurnRequest
@@ -236,9 +236,12 @@ async def test_the_server_refuses_a_handler_result_that_is_not_the_output_model(
     monkeypatch.setitem(app._TOOLS, "codex_setup", as_a_dict)  # pyright: ignore[reportPrivateUsage]
     no_codex = CodexMcpError("APP_SERVER_START_FAILED", "no codex")
     startup = Startup(Settings.from_env({}), no_codex, None)
-    context = SimpleNamespace(lifespan_context=app.AppState(no_codex, startup), session=None)
+    context = SimpleNamespace(
+        lifespan_context=app.AppState(no_codex, startup, elicit.StateSigner(bytes(32))), session=None
+    )
     params = types.CallToolRequestParams(name="codex_setup", arguments={})
     result = await app._call_tool(cast(Any, context), params)  # pyright: ignore[reportPrivateUsage]
+    assert isinstance(result, types.CallToolResult)
     assert result.is_error
     assert result.structured_content == {
         "error": {"code": "INTERNAL", "message": "codex_setup failed unexpectedly; see the server log"}

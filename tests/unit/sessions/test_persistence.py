@@ -176,3 +176,14 @@ def test_a_sessions_worktree_comes_back_with_its_settings(store: StateStore) -> 
     [back] = _recover(store)
     assert back.settings.worktree == session.settings.worktree
     assert stored_worktree(store, session.session_id) == session.settings.worktree
+
+
+def test_a_sessions_approvals_mode_comes_back_with_its_settings(store: StateStore) -> None:
+    session = _session()
+    session.settings.approvals = "elicit"
+    persister = SessionPersister(store)
+    persister.attach(session)
+    finish_turn(session, status="completed", turn_id="turn_1")
+    persister.write(session)
+    [back] = _recover(store)
+    assert back.settings.approvals == "elicit"
