@@ -1,0 +1,200 @@
+"""MCP Tasks end to end: a 2026-07-28 client speaking the `io.modelcontextprotocol/tasks`
+extension over stdio (raw JSON-RPC, every request with its `_meta` envelope) -> codex-mcp -> real
+Codex app-server -> mock model.
+
+It runs a session as a task to its result, answers an approval through `tasks/update`, cancels a
+task, and reads a task id again from a second server on the same state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import Process
+
+from tests.e2e.client import codex_args, server_env
+from tests.harness.codex_env import CodexEnv
+from tests.harness.mock_model import MockModelServer
+from tests.harness.scenarios import FINAL_AFTER_TOOL
+
+pytestmark = [pytest.mark.anyio, pytest.mark.real_codex]
+
+Json = dict[str, Any]
+VERSION = "2026-07-28"
+EXTENSION = "io.modelcontextprotocol/tasks"
+TASK_BOUND_S = 90.0
+
+
+def _meta(*, tasks: bool) -> Json:
+    capabilities: Json = {"extensions": {EXTENSION: {}}} if tasks else {}
+    return {
+        "io.modelcontextprotocol/protocolVersion": VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "tasks-e2e", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    }
+
+
+class ModernClient:
+    """Raw 2026-07-28 JSON-RPC over the server's pipes: no handshake, `_meta` on every request."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self._buffer = b""
+        self._next_id = 0
+
+    async def request(self, method: str, params: Json, *, tasks: bool = True) -> Json:
+        """The response (result or error) of one request."""
+        self._next_id += 1
+        request_id = self._next_id
+        message: Json = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        message["params"] = {**params, "_meta": _meta(tasks=tasks)}
+        assert self.process.stdin is not None
+        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
+        with anyio.fail_after(30):
+            while True:
+                for line in self._buffer.split(b"\n")[:-1]:
+                    answer: Json = json.loads(line)
+                    if answer.get("id") == request_id:
+                        return answer
+                assert self.process.stdout is not None
+                self._buffer += await self.process.stdout.receive()
+
+    async def result(self, method: str, params: Json, *, tasks: bool = True) -> Json:
+        answer = await self.request(method, params, tasks=tasks)
+        assert "result" in answer, answer
+        result: Json = answer["result"]
+        return result
+
+    async def get_until(self, task_id: str, done: Callable[[Json], bool]) -> Json:
+        """tasks/get, honouring pollIntervalMs, until `done` holds."""
+        deadline = time.monotonic() + TASK_BOUND_S
+        while True:
+            task = await self.result("tasks/get", {"taskId": task_id})
+            if done(task):
+                return task
+            assert time.monotonic() < deadline, f"task never got there: {task}"
+            await anyio.sleep(min(task.get("pollIntervalMs", 500), 2000) / 1000)
+
+
+@asynccontextmanager
+async def modern_server(codex_env: CodexEnv, log_name: str) -> AsyncGenerator[ModernClient]:
+    log = codex_env.root / log_name
+    with log.open("wb") as stderr:
+        async with await anyio.open_process(
+            [sys.executable, "-m", "codex_mcp"],
+            env=server_env(codex_env),
+            cwd=codex_env.workspace,
+            stderr=stderr,
+        ) as process:
+            client = ModernClient(process)
+            discover = await client.result("server/discover", {})
+            assert discover["capabilities"]["extensions"] == {EXTENSION: {}}
+            try:
+                yield client
+            finally:
+                assert process.stdin is not None
+                await process.stdin.aclose()
+                with anyio.fail_after(30):
+                    await process.wait()
+
+
+def _terminal(task: Json) -> bool:
+    return task["status"] in ("completed", "failed", "cancelled")
+
+
+async def test_a_session_runs_as_a_task_to_its_result_and_the_id_survives_a_restart(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    async with modern_server(codex_env, "first.log") as mcp:
+        # Without the extension: the plain answer, as before.
+        plain = await mcp.result(
+            "tools/call", {"name": "codex", "arguments": codex_args("plain")}, tasks=False
+        )
+        assert plain.get("resultType") == "complete"
+        assert plain["structuredContent"]["sessionId"].startswith("sess_")
+
+        handle = await mcp.result(
+            "tools/call", {"name": "codex", "arguments": codex_args("scenario:slow hi")}
+        )
+        assert handle["resultType"] == "task", handle
+        assert handle["status"] == "working"
+        assert handle["pollIntervalMs"] > 0
+        assert isinstance(handle["ttlMs"], int)
+        task_id = handle["taskId"]
+        done = await mcp.get_until(task_id, _terminal)
+    assert done["status"] == "completed", done
+    result = done["result"]
+    assert result["isError"] is False
+    content = result["structuredContent"]
+    assert content["status"] == "idle"
+    assert content["result"]["status"] == "completed"
+    assert task_id.startswith(content["sessionId"] + ":")
+
+    # Another server on the same state directory knows the task.
+    async with modern_server(codex_env, "second.log") as mcp:
+        again = await mcp.result("tasks/get", {"taskId": task_id})
+        unknown = await mcp.request("tasks/get", {"taskId": "sess_000000000000:turn:1"})
+    assert again["status"] == "completed"
+    assert again["createdAt"] == done["createdAt"]
+    assert again["result"]["structuredContent"]["result"] == content["result"]
+    assert unknown["error"]["code"] == -32602
+
+
+async def test_an_approval_is_answered_through_tasks_update(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    arguments = codex_args("scenario:shell make the file", approvalPolicy="untrusted")
+    async with modern_server(codex_env, "server.log") as mcp:
+        handle = await mcp.result("tools/call", {"name": "codex", "arguments": arguments})
+        assert handle["resultType"] == "task", handle
+        task_id = handle["taskId"]
+        waiting = await mcp.get_until(task_id, lambda t: t["status"] == "input_required" or _terminal(t))
+        assert waiting["status"] == "input_required", waiting
+        ((key, request),) = waiting["inputRequests"].items()
+        assert request["method"] == "elicitation/create"
+        form = request["params"]
+        assert "echo hi > made.txt" in form["message"]
+        assert "accept" in form["requestedSchema"]["properties"]["decision"]["enum"]
+        bad = await mcp.request(
+            "tasks/update", {"taskId": task_id, "inputResponses": {key: {"action": "perhaps"}}}
+        )
+        assert bad["error"]["code"] == -32602
+        assert bad["error"]["data"]["field"] == f"inputResponses.{key}.action"
+        answer = {key: {"action": "accept", "content": {"decision": "accept"}}}
+        _ack(await mcp.result("tasks/update", {"taskId": task_id, "inputResponses": answer}))
+        done = await mcp.get_until(task_id, _terminal)
+    assert done["status"] == "completed", done
+    assert done["result"]["structuredContent"]["result"]["text"] == FINAL_AFTER_TOOL
+    assert (codex_env.workspace / "made.txt").read_text().strip() == "hi"
+
+
+def _ack(result: Json) -> None:
+    """An empty result, as the extension's acks are (the SDK stamps resultType and serverInfo)."""
+    assert result["resultType"] == "complete"
+    assert set(result) <= {"resultType", "_meta"}, result
+
+
+async def test_tasks_cancel_interrupts_the_turn(codex_env: CodexEnv, mock_model: MockModelServer) -> None:
+    async with modern_server(codex_env, "server.log") as mcp:
+        handle = await mcp.result(
+            "tools/call", {"name": "codex", "arguments": codex_args("scenario:slow long")}
+        )
+        assert handle["resultType"] == "task", handle
+        task_id = handle["taskId"]
+        _ack(await mcp.result("tasks/cancel", {"taskId": task_id}))
+        done = await mcp.get_until(task_id, _terminal)
+        session_id = task_id.split(":")[0]
+        polled = await mcp.result(
+            "tools/call", {"name": "codex_check", "arguments": {"action": "poll", "sessionId": session_id}}
+        )
+    # Cooperative in the spec; a slow turn of seconds is still running, so Codex interrupts it.
+    assert done["status"] == "cancelled", done
+    assert "result" not in done
+    assert polled["structuredContent"]["result"]["status"] == "interrupted"
