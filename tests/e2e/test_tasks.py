@@ -140,7 +140,7 @@ async def test_a_session_runs_as_a_task_to_its_result_and_the_id_survives_a_rest
     # Another server on the same state directory knows the task.
     async with modern_server(codex_env, "second.log") as mcp:
         again = await mcp.result("tasks/get", {"taskId": task_id})
-        unknown = await mcp.request("tasks/get", {"taskId": "sess_000000000000:turn:1"})
+        unknown = await mcp.request("tasks/get", {"taskId": "sess_000000000000:turn:1:codex"})
     assert again["status"] == "completed"
     assert again["createdAt"] == done["createdAt"]
     assert again["result"]["structuredContent"]["result"] == content["result"]

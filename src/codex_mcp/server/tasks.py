@@ -5,20 +5,24 @@ SDK's lowlevel Server until the SDK has its own: everything about it lives in th
   it wraps `tools/call` so that a `codex`/`codex_reply` call whose request declared the extension
   (in `_meta` clientCapabilities) and whose turn still runs answers with a task handle instead.
   Every other call, and every client that does not declare the extension, gets what it got before.
-- A task is one Codex turn. Its id is `<sessionId>:<turnId>:<createdMs>`: everything a later
+- A task is one Codex turn. Its id is `<sessionId>:<turnId>:<createdMs>:<tool>`: everything a later
   `tasks/get` needs is in the id and in the session, which the state directory keeps, so an id
   stays valid across a restart of the server (the next server adopts the session).
 - Status: `working` while the turn runs; `input_required` while it waits on approvals or questions
   (the session's `actions`, each an `elicitation/create` form keyed by its requestId, answered by
-  `tasks/update` through the same manager calls as `codex_check respond_*`); `completed` with the
-  result `codex_check` poll gives (finalOnly) once the turn ended; `cancelled` when the turn was
-  interrupted (`tasks/cancel` interrupts it) or the session cancelled.
+  `tasks/update` through the same manager calls as `codex_check respond_*`); `completed` once the
+  turn ended, with the CallToolResult of the call as if it had waited for the turn: the tool's own
+  output (clients check a task's result against the tool's outputSchema: the Inspector does),
+  carrying the turn's `result` exactly as `codex_check` poll shows it; `cancelled` when the turn
+  was interrupted (`tasks/cancel` interrupts it) or the session cancelled; `failed` when the
+  session has run a later turn since (only the last turn's result is kept).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, cast
 
@@ -32,7 +36,7 @@ from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.server import results
 from codex_mcp.server.startup import Startup
 from codex_mcp.sessions.manager import SessionManager
-from codex_mcp.sessions.polling import PollRequest, poll
+from codex_mcp.sessions.polling import turn_output
 from codex_mcp.sessions.session import TERMINAL, PendingRequest, Session
 from codex_mcp.wire.tasks import (
     DetailedTask,
@@ -48,7 +52,7 @@ from codex_mcp.wire.tasks import (
     parse_params,
     task_json,
 )
-from codex_mcp.wire.tools import output_json, output_problems
+from codex_mcp.wire.tools import CodexOutput, CodexReplyOutput, output_json, output_problems
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +90,10 @@ def install(server: Server[Any]) -> None:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: Any) -> Any:
         result = await inner(ctx, params)
-        if getattr(params, "name", None) not in TASK_TOOLS or not declares_tasks(ctx):
+        tool = getattr(params, "name", None)
+        if tool not in TASK_TOOLS or not declares_tasks(ctx):
             return result
-        return await _as_task(ctx, result)
+        return await _as_task(ctx, str(tool), result)
 
     server.add_request_handler("tools/call", entry.params_type, call_tool)
     server.add_request_handler(TASKS_GET, types.RequestParams, tasks_get)
@@ -110,18 +115,20 @@ def declares_tasks(ctx: ServerRequestContext[Any]) -> bool:
 # --- task ids -------------------------------------------------------------------------------
 
 
-def task_id_for(session_id: str, turn_id: str, created_ms: int) -> str:
-    """The task id of a turn: what `parse_task_id` reads back."""
-    return f"{session_id}:{turn_id}:{created_ms}"
+def task_id_for(session_id: str, turn_id: str, created_ms: int, tool: str) -> str:
+    """The task id of a turn started by `tool` (codex | codex_reply): what `parse_task_id` reads."""
+    return f"{session_id}:{turn_id}:{created_ms}:{tool}"
 
 
-def parse_task_id(task_id: str) -> tuple[str, str, int]:
-    """(session id, turn id, created ms) of a task id, or INVALID_PARAMS naming taskId."""
-    session_id, _, rest = task_id.partition(":")
-    turn_id, _, created = rest.rpartition(":")
-    if not session_id or not turn_id or not created.isdigit() or not created.isascii():
+def parse_task_id(task_id: str) -> tuple[str, str, int, str]:
+    """(session id, turn id, created ms, tool) of a task id, or INVALID_PARAMS naming taskId."""
+    parts = task_id.rsplit(":", 2)
+    head, created, tool = parts if len(parts) == 3 else ("", "", "")
+    session_id, _, turn_id = head.partition(":")
+    valid = session_id and turn_id and created.isascii() and created.isdigit() and tool in TASK_TOOLS
+    if not valid:
         raise _no_task(task_id)
-    return session_id, turn_id, int(created)
+    return session_id, turn_id, int(created), tool
 
 
 def _no_task(task_id: str) -> MCPError:
@@ -140,7 +147,7 @@ def _iso(ms: int) -> str:
 # --- tools/call -> a task handle ------------------------------------------------------------
 
 
-async def _as_task(ctx: ServerRequestContext[Any], result: Any) -> Any:
+async def _as_task(ctx: ServerRequestContext[Any], tool: str, result: Any) -> Any:
     """`result` (the tool's CallToolResult) as a task handle when its turn still runs; else as is."""
     if not isinstance(result, types.CallToolResult) or result.is_error:
         return result
@@ -157,7 +164,7 @@ async def _as_task(ctx: ServerRequestContext[Any], result: Any) -> Any:
     if session.status in TERMINAL or session.read_only or turn_id is None:
         return result  # done already (or not ours to follow): the plain answer says everything
     created_ms = int(datetime.now(UTC).timestamp() * 1000)
-    task_id = task_id_for(session_id, turn_id, created_ms)
+    task_id = task_id_for(session_id, turn_id, created_ms, tool)
     status, message = _live_status(session)
     handle = TaskHandle(
         result_type="task",
@@ -197,8 +204,17 @@ def _parse(model: Any, params: Mapping[str, Any] | None) -> Any:
         raise MCPError(INVALID_PARAMS, str(problem), {"field": problem.field}) from None
 
 
-async def _session_of(ctx: ServerRequestContext[Any], task_id: str) -> tuple[_State, Session, str, int]:
-    session_id, turn_id, created_ms = parse_task_id(task_id)
+@dataclass(frozen=True)
+class _Task:
+    state: _State
+    session: Session
+    turn_id: str
+    created_ms: int
+    tool: str
+
+
+async def _session_of(ctx: ServerRequestContext[Any], task_id: str) -> _Task:
+    session_id, turn_id, created_ms, tool = parse_task_id(task_id)
     state = cast(_State, ctx.lifespan_context)
     manager = state.manager_or_error
     if isinstance(manager, CodexMcpError):
@@ -211,7 +227,7 @@ async def _session_of(ctx: ServerRequestContext[Any], task_id: str) -> tuple[_St
         raise _rpc_error(exc) from None
     if turn_id != session.active_turn_id and turn_id not in session.ended_turn_ids:
         raise _no_task(task_id)
-    return state, session, turn_id, created_ms
+    return _Task(state, session, turn_id, created_ms, tool)
 
 
 def _rpc_error(exc: CodexMcpError) -> MCPError:
@@ -225,12 +241,13 @@ def _rpc_error(exc: CodexMcpError) -> MCPError:
 async def tasks_get(ctx: ServerRequestContext[Any], params: types.RequestParams) -> dict[str, Any]:
     """The task's status; its input requests while it waits; its result once done."""
     args = cast(TasksGetParams, _parse(TasksGetParams, ctx.params))
-    state, session, turn_id, created_ms = await _session_of(ctx, args.task_id)
+    found = await _session_of(ctx, args.task_id)
+    state, session, turn_id = found.state, found.session, found.turn_id
     task = DetailedTask(
         result_type="complete",
         task_id=args.task_id,
         status="working",
-        created_at=_iso(created_ms),
+        created_at=_iso(found.created_ms),
         last_updated_at=session.last_active_at,
         ttl_ms=_ttl_ms(state),
     )
@@ -249,7 +266,7 @@ async def tasks_get(ctx: ServerRequestContext[Any], params: types.RequestParams)
             task.status, task.status_message = "cancelled", f"the turn was {turn_status}"
         else:
             task.status, task.status_message = "completed", f"the turn {turn_status}"
-            task.result = await _final_result(state, session)
+            task.result = await _final_result(state, session, found.tool)
     else:  # ended turns are remembered, results only of the last
         task.status, task.status_message = _superseded(task)
     return task_json(task)
@@ -264,17 +281,25 @@ def _superseded(task: DetailedTask) -> tuple[TaskStatus, str]:
     return "failed", message
 
 
-async def _final_result(state: _State, session: Session) -> dict[str, Any]:
-    """The CallToolResult `codex_check` poll (finalOnly) gives for the session now."""
-    manager = state.manager_or_error
-    assert not isinstance(manager, CodexMcpError)  # a session was found, so there is a manager
+async def _noop_heartbeat(elapsed_s: float) -> None:
+    return None
+
+
+async def _final_result(state: _State, session: Session, tool: str) -> dict[str, Any]:
+    """The CallToolResult of the call that became the task, as if it had waited for the turn: the
+    tool's own output (its outputSchema is what clients check the task's result against), with the
+    turn's `result` as codex_check poll shows it."""
     try:
-        output = await poll(manager, session, PollRequest(final_only=True), [])
-        payload = output_json(output)
+        if tool == "codex_reply":
+            reply = await turn_output(session, None, [], _noop_heartbeat, 15.0, model=CodexReplyOutput)
+            payload = output_json(reply)
+        else:
+            started = await turn_output(session, None, [], _noop_heartbeat, 15.0, model=CodexOutput)
+            payload = output_json(started)
         if state.startup.settings.validate_output:
-            problems = output_problems("codex_check", payload)
+            problems = output_problems(tool, payload)
             if problems:
-                logger.error("task result breaks codex_check's published schema: %s", problems)
+                logger.error("task result breaks %s's published schema: %s", tool, problems)
                 raise CodexMcpError("INTERNAL", f"the task result is invalid ({problems[0][1]})")
         called = results.success(payload)
     except CodexMcpError as exc:
@@ -352,8 +377,8 @@ async def tasks_update(ctx: ServerRequestContext[Any], params: types.RequestPara
     """Answer input requests. Unknown and already answered keys are ignored; `cancel` leaves the
     request pending (its approval timer goes on, and polling still sees it)."""
     args = cast(TasksUpdateParams, _parse(TasksUpdateParams, ctx.params))
-    state, session, _, _ = await _session_of(ctx, args.task_id)
-    manager = state.manager_or_error
+    found = await _session_of(ctx, args.task_id)
+    session, manager = found.session, found.state.manager_or_error
     assert not isinstance(manager, CodexMcpError)  # a session was found, so there is a manager
     for key, response in args.input_responses.items():
         request = session.pending.get(key)
@@ -413,8 +438,8 @@ async def _answer(
 async def tasks_cancel(ctx: ServerRequestContext[Any], params: types.RequestParams) -> dict[str, Any]:
     """Interrupt the task's turn if it still runs (cooperative: it may still end completed)."""
     args = cast(TasksCancelParams, _parse(TasksCancelParams, ctx.params))
-    state, session, turn_id, _ = await _session_of(ctx, args.task_id)
-    manager = state.manager_or_error
+    found = await _session_of(ctx, args.task_id)
+    session, turn_id, manager = found.session, found.turn_id, found.state.manager_or_error
     assert not isinstance(manager, CodexMcpError)  # a session was found, so there is a manager
     if turn_id == session.active_turn_id and session.status in ("running", "waiting_approval"):
         try:

@@ -139,7 +139,7 @@ async def test_a_declared_call_is_a_task_that_ends_with_the_codex_check_result(
     assert handle["pollIntervalMs"] == tasks.POLL_INTERVAL_MS
     assert isinstance(handle["ttlMs"], int)
     assert handle["ttlMs"] > 0
-    session_id, turn_id, _ = tasks.parse_task_id(handle["taskId"])
+    session_id, turn_id, _, _ = tasks.parse_task_id(handle["taskId"])
     session = await manager.get(session_id)
     assert session.active_turn_id == turn_id
     got = await _get(server, manager, handle["taskId"])
@@ -153,7 +153,9 @@ async def test_a_declared_call_is_a_task_that_ends_with_the_codex_check_result(
     result = got["result"]
     assert result["isError"] is False
     content = result["structuredContent"]
-    assert output_problems("codex_check", content) == []
+    # The task's result is the tool's own output (what `codex` with waitForResult gives).
+    assert output_problems("codex", content) == []
+    assert content["threadId"] == session.thread_id
     assert content["sessionId"] == session_id
     assert content["status"] == "idle"
     assert content["result"]["text"] == "all done"
@@ -166,7 +168,7 @@ async def test_codex_reply_is_a_task_too_and_the_earlier_turns_task_fails_as_sup
     manager, fake = on_fake
     server = _server(manager)
     first = await _task(server, manager, tmp_path)
-    session_id, _, _ = tasks.parse_task_id(first["taskId"])
+    session_id, _, _, _ = tasks.parse_task_id(first["taskId"])
     session = await manager.get(session_id)
     fake.complete_turn(session, "one")
     reply = {"name": "codex_reply", "arguments": {"sessionId": session_id, "prompt": "again"}}
@@ -174,9 +176,9 @@ async def test_codex_reply_is_a_task_too_and_the_earlier_turns_task_fails_as_sup
     assert second["resultType"] == "task"
     assert second["taskId"] != first["taskId"]
     fake.complete_turn(session, "two")
-    assert (await _get(server, manager, second["taskId"]))["result"]["structuredContent"]["result"][
-        "text"
-    ] == "two"
+    replied = (await _get(server, manager, second["taskId"]))["result"]["structuredContent"]
+    assert output_problems("codex_reply", replied) == []
+    assert replied["result"]["text"] == "two"
     old = await _get(server, manager, first["taskId"])
     assert old["status"] == "failed"
     assert old["error"]["code"] == tasks.INTERNAL_ERROR
@@ -188,7 +190,7 @@ async def test_a_steer_joins_the_running_task_and_answers_plainly(
     manager, _ = on_fake
     server = _server(manager)
     handle = await _task(server, manager, tmp_path)
-    session_id, _, _ = tasks.parse_task_id(handle["taskId"])
+    session_id, _, _, _ = tasks.parse_task_id(handle["taskId"])
     steer = {"name": "codex_reply", "arguments": {"sessionId": session_id, "prompt": "also", "steer": True}}
     result = await _request(server, manager, "tools/call", steer, DECLARES)
     assert isinstance(result, types.CallToolResult)
@@ -202,7 +204,7 @@ async def test_an_approval_is_an_input_request_answered_by_tasks_update(
     manager, fake = on_fake
     server = _server(manager)
     handle = await _task(server, manager, tmp_path)
-    session_id, turn_id, _ = tasks.parse_task_id(handle["taskId"])
+    session_id, turn_id, _, _ = tasks.parse_task_id(handle["taskId"])
     session = await manager.get(session_id)
     params = {
         "threadId": session.thread_id,
@@ -260,7 +262,7 @@ async def test_a_declined_approval_and_a_question(
     manager, fake = on_fake
     server = _server(manager)
     handle = await _task(server, manager, tmp_path)
-    session_id, turn_id, _ = tasks.parse_task_id(handle["taskId"])
+    session_id, turn_id, _, _ = tasks.parse_task_id(handle["taskId"])
     session = await manager.get(session_id)
     approval = {
         "threadId": session.thread_id,
@@ -310,7 +312,7 @@ async def test_tasks_cancel_interrupts_the_turn_and_the_task_ends_cancelled(
     manager, fake = on_fake
     server = _server(manager)
     handle = await _task(server, manager, tmp_path)
-    session_id, turn_id, _ = tasks.parse_task_id(handle["taskId"])
+    session_id, turn_id, _, _ = tasks.parse_task_id(handle["taskId"])
     assert await _request(server, manager, "tasks/cancel", {"taskId": handle["taskId"]}, DECLARES) == {}
     assert fake.interrupted == [turn_id]
     session = await manager.get(session_id)
@@ -329,17 +331,19 @@ async def test_tasks_cancel_interrupts_the_turn_and_the_task_ends_cancelled(
         ("tasks/get", {"taskId": ""}, "taskId"),
         ("tasks/get", {"taskId": "nocolons"}, "taskId"),
         ("tasks/get", {"taskId": "sess_000000000000:turn:1"}, "taskId"),
+        ("tasks/get", {"taskId": "sess_000000000000:turn:1:codex"}, "taskId"),
+        ("tasks/get", {"taskId": "sess_000000000000:turn:1:codex_check"}, "taskId"),
         ("tasks/cancel", {"taskId": "x" * 600}, "taskId"),
-        ("tasks/update", {"taskId": "a:b:1"}, "inputResponses"),
-        ("tasks/update", {"taskId": "a:b:1", "inputResponses": []}, "inputResponses"),
+        ("tasks/update", {"taskId": "a:b:1:codex"}, "inputResponses"),
+        ("tasks/update", {"taskId": "a:b:1:codex", "inputResponses": []}, "inputResponses"),
         (
             "tasks/update",
-            {"taskId": "a:b:1", "inputResponses": {"k": {"action": "maybe"}}},
+            {"taskId": "a:b:1:codex", "inputResponses": {"k": {"action": "maybe"}}},
             "inputResponses.k.action",
         ),
         (
             "tasks/update",
-            {"taskId": "a:b:1", "inputResponses": {"k": {"action": "accept", "content": 3}}},
+            {"taskId": "a:b:1:codex", "inputResponses": {"k": {"action": "accept", "content": 3}}},
             "inputResponses.k.content",
         ),
     ],
@@ -362,7 +366,7 @@ async def test_a_known_session_with_an_unknown_turn_is_no_task(
     manager, _ = on_fake
     server = _server(manager)
     handle = await _task(server, manager, tmp_path)
-    session_id, _, created = tasks.parse_task_id(handle["taskId"])
+    session_id, _, created, tool = tasks.parse_task_id(handle["taskId"])
     with pytest.raises(MCPError) as refused:
-        await _get(server, manager, tasks.task_id_for(session_id, "turn_other", created))
+        await _get(server, manager, tasks.task_id_for(session_id, "turn_other", created, tool))
     assert refused.value.code == tasks.INVALID_PARAMS
