@@ -222,7 +222,7 @@ async def _session_of(ctx: ServerRequestContext[Any], task_id: str) -> _Task:
     try:
         session = await manager.lookup(session_id)
     except CodexMcpError as exc:
-        if exc.code == "SESSION_NOT_FOUND":
+        if exc.code in ("SESSION_NOT_FOUND", "INVALID_ARGUMENT"):  # no session, or no session id
             raise _no_task(task_id) from None
         raise _rpc_error(exc) from None
     if turn_id != session.active_turn_id and turn_id not in session.ended_turn_ids:
