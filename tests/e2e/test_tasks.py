@@ -112,3 +112,21 @@ async def test_tasks_cancel_interrupts_the_turn(codex_env: CodexEnv, mock_model:
     assert done["status"] == "cancelled", done
     assert "result" not in done
     assert polled["structuredContent"]["result"]["status"] == "interrupted"
+
+
+async def test_a_task_whose_server_stopped_mid_turn_reads_on_the_next_server(
+    codex_env: CodexEnv, mock_model: MockModelServer
+) -> None:
+    # A short drain: the stopping server cuts the running turn off and records how it ended.
+    env = {"CODEX_MCP_DRAIN_TIMEOUT_MS": "100"}
+    async with modern_server(codex_env, "first.log", env) as mcp:
+        handle = await mcp.result(
+            "tools/call", {"name": "codex", "arguments": codex_args("scenario:slow hi")}
+        )
+        assert handle["resultType"] == "task", handle
+    async with modern_server(codex_env, "second.log") as mcp:
+        task = await mcp.get_until(handle["taskId"], _terminal)
+    assert task["createdAt"] == handle["createdAt"]
+    assert task["status"] in ("completed", "cancelled"), task
+    if task["status"] == "completed":
+        assert task["result"]["structuredContent"]["result"]["turnId"] == handle["taskId"].split(":")[1]

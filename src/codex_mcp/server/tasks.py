@@ -163,6 +163,8 @@ async def _as_task(ctx: ServerRequestContext[Any], tool: str, result: Any) -> An
     turn_id = session.active_turn_id
     if session.status in TERMINAL or session.read_only or turn_id is None:
         return result  # done already (or not ours to follow): the plain answer says everything
+    # The spec: no handle before tasks/get on it would succeed, on this server or the next one.
+    manager.save_now(session)
     created_ms = int(datetime.now(UTC).timestamp() * 1000)
     task_id = task_id_for(session_id, turn_id, created_ms, tool)
     status, message = _live_status(session)
