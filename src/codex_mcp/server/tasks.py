@@ -93,7 +93,11 @@ def install(server: Server[Any]) -> None:
         tool = getattr(params, "name", None)
         if tool not in TASK_TOOLS or not declares_tasks(ctx):
             return result
-        return await _as_task(ctx, str(tool), result)
+        try:
+            return await _as_task(ctx, str(tool), result)
+        except Exception:  # the call itself succeeded: a task that cannot be made is its plain answer
+            logger.exception("could not answer %s with a task; answering plainly", tool)
+            return result
 
     server.add_request_handler("tools/call", entry.params_type, call_tool)
     server.add_request_handler(TASKS_GET, types.RequestParams, tasks_get)
