@@ -46,6 +46,12 @@ def build_outputs() -> dict[Path, str]:
         render.WIRE_BASE,
     )
 
+    tasks_text = render.generate_models(
+        json.loads(paths.TASKS_SCHEMA.read_text(encoding="utf-8")),
+        render.header([paths.TASKS_SCHEMA], repo, "the MCP Tasks extension's messages"),
+        render.WIRE_BASE,
+    )
+
     tool_schema, tool_specs = tools.build_codegen_schema(paths.TOOLS_DIR)
     tool_sources = tools.tool_files(paths.TOOLS_DIR)
     tools_text = render.generate_models(
@@ -90,6 +96,7 @@ def build_outputs() -> dict[Path, str]:
         generated / "_base.py": render.BASE_MODULE,
         generated / "app_server.py": app_text,
         generated / "exec_events.py": exec_text,
+        generated / "tasks.py": tasks_text,
         generated / "tools.py": tools_text,
         generated / "registry.py": render.format_python(registry_text),
         generated / "methods.py": render.format_python(methods_text),

@@ -20,7 +20,7 @@ from codex_mcp import __version__
 from codex_mcp.errors import CodexMcpError
 from codex_mcp.resources.catalog import ResourceCatalog
 from codex_mcp.resources.server_info import ServerFacts
-from codex_mcp.server import elicit, handlers, results
+from codex_mcp.server import elicit, handlers, results, tasks
 from codex_mcp.server.early import EarlyAnswers
 from codex_mcp.server.startup import Startup
 from codex_mcp.server.stdin import ThreadedStdin
@@ -217,7 +217,7 @@ def build_server(startup: Startup, running: Running | None = None) -> Server[App
     ) -> types.ReadResourceResult:
         return await catalog.read_result(params.uri, ctx.lifespan_context.manager_or_error)
 
-    return Server(
+    server = Server(
         "codex-mcp",
         version=__version__,
         lifespan=_lifespan_for(startup, running or Running()),
@@ -226,6 +226,8 @@ def build_server(startup: Startup, running: Running | None = None) -> Server[App
         on_list_resources=list_resources,
         on_read_resource=read_resource,
     )
+    tasks.install(server)  # MCP Tasks, for the clients that declare the extension
+    return server
 
 
 async def serve(startup: Startup, stdin: ThreadedStdin, wire: WireOut, early: EarlyAnswers) -> None:

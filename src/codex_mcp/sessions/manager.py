@@ -491,6 +491,12 @@ class SessionManager:
             )
         return session
 
+    def save_now(self, session: Session) -> None:
+        """Write `session` to the state directory now, not at the next flush (an id handed out
+        that another server must find, such as a task's)."""
+        if self._persister is not None and not session.read_only:
+            self._persister.write(session)
+
     async def wait_for_news(self, session: Session, timeout_s: float) -> Session:
         """Wait until the session has news (or `timeout_s` passes); the session as it is then."""
         if not session.read_only:
