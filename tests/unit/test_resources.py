@@ -105,7 +105,11 @@ def test_published_schemas_are_what_tools_list_advertises_their_rules_and_the_er
         tool, kind, _ = path.name.split(".")
         assert schemas[f"tools/{tool}.{kind}-rules.json"] == json.loads(path.read_text("utf-8"))
     assert {"codex_check.input.json", "codex_session.input.json"} <= {path.name for path in rule_files}
-    assert len(schemas) == 2 * len(TOOL_NAMES) + 1 + len(rule_files)
+    record_files = sorted((paths.SCHEMAS_DIR / "resources").glob("*.json"))
+    for path in record_files:
+        assert schemas[f"resources/{path.name}"] == json.loads(path.read_text("utf-8"))
+    assert len(record_files) == 2
+    assert len(schemas) == 2 * len(TOOL_NAMES) + 1 + len(rule_files) + len(record_files)
 
 
 def _catalog(codex: CodexExecutable | CodexMcpError = NO_CODEX) -> ResourceCatalog:

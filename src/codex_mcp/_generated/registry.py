@@ -2,10 +2,10 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 fcec68e76c5b03e85e774d87ccc879d68b72cdf5ba41d2853fc90d105dc2d9ef
-# source: schemas/tools/codex_check.json sha256 6203aa9c0a79ac3c0f5bec657f0f9d63a95b335ad3e0e6df13cd19e3079d6a35
-# source: schemas/tools/codex_reply.json sha256 9cb61222519c53cb6abbfaf061eb901dd025f6762d1a7fb3a0455d489430bb5a
-# source: schemas/tools/codex_session.json sha256 db2c0ea0f14856a99082cdc6ddf214d9d4ceee725d6893b6d770fdc3418d59dd
+# source: schemas/tools/codex.json sha256 5b4d0caecd9349a17f92520b38af183691e5f41aece15dc322a5f28a26018755
+# source: schemas/tools/codex_check.json sha256 3c6464abca27214d35ce6bcdf41ea05d829eb153169a580a460fc21a30522b5d
+# source: schemas/tools/codex_reply.json sha256 7cef1f1b446277bee16eccae2311597d8e59c19cda99f95a61e5ccf8c580ee72
+# source: schemas/tools/codex_session.json sha256 23b121ba0906be1116e1a277e638222af86257596bf8cffc78e1b508e964e552
 # source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false
