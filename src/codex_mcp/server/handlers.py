@@ -379,8 +379,11 @@ async def _wait(args: CodexSessionInput, call: Call) -> CodexSessionOutput:
     if not args.session_ids:
         raise CodexMcpError("INVALID_ARGUMENT", "sessionIds is required for action=wait", field="sessionIds")
     manager = call.manager
-    for session_id in args.session_ids:
-        await manager.lookup(session_id)  # SESSION_NOT_FOUND before any waiting
+    for index, session_id in enumerate(args.session_ids):
+        try:
+            await manager.lookup(session_id)  # SESSION_NOT_FOUND before any waiting
+        except CodexMcpError as exc:
+            raise CodexMcpError(exc.code, exc.message, field=f"sessionIds[{index}]") from exc
     until = args.until or "any"
     wait_ms = args.wait_ms if args.wait_ms is not None else _WAIT_DEFAULT_MS
     # A cancel that came with the call lands here, before the wait.
