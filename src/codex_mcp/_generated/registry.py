@@ -2,10 +2,10 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 5b4d0caecd9349a17f92520b38af183691e5f41aece15dc322a5f28a26018755
-# source: schemas/tools/codex_check.json sha256 3c6464abca27214d35ce6bcdf41ea05d829eb153169a580a460fc21a30522b5d
-# source: schemas/tools/codex_reply.json sha256 7cef1f1b446277bee16eccae2311597d8e59c19cda99f95a61e5ccf8c580ee72
-# source: schemas/tools/codex_session.json sha256 23b121ba0906be1116e1a277e638222af86257596bf8cffc78e1b508e964e552
+# source: schemas/tools/codex.json sha256 2974f533446e7ab6768f622bca7ec796141cac9a7ca174a428448325a1256473
+# source: schemas/tools/codex_check.json sha256 63162a7f1a0117ac4bfe7a8b124c0a0061cf5cf49826d566f193e6bd0f2d73ec
+# source: schemas/tools/codex_reply.json sha256 861b58a98fe78a36548824f84e816f9c77afe3523583578333004eab53a4ae81
+# source: schemas/tools/codex_session.json sha256 effdebb83b790bfbe655bbae889611997213b1ccb08675cc6dba71e8782fc55f
 # source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false

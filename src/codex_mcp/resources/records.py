@@ -46,8 +46,9 @@ TEMPLATES: Final = (
         "session-events",
         SESSIONS_PREFIX + "{sessionId}/events{?cursor,limit}",
         "Session event log",
-        "Every retained event of a session, as codex_check poll (responseMode full) shows it, oldest "
-        f"first, in pages: `cursor` (default: the oldest retained), `limit` (default {EVENTS_PAGE_DEFAULT}, "
+        "Every event of a session (those polls can no longer read included, up to 8 MiB of them), as "
+        "codex_check poll (responseMode full) shows it, oldest first, in pages: `cursor` (default: "
+        f"the oldest kept), `limit` (default {EVENTS_PAGE_DEFAULT}, "
         f"max {EVENTS_PAGE_MAX}); follow `nextUri` until `hasMore` is false. Schema: "
         f"codex-mcp:///schemas/{EVENTS_PAGE_SCHEMA}.",
         "application/json",
@@ -96,8 +97,8 @@ def patch_uri(session_id: str) -> str:
 
 @dataclass(frozen=True)
 class EventLog:
-    """A session's retained events as a full-mode poll shows them, oldest first; `oldest` is the
-    id of the oldest retained one, `next_id` the id the next new event gets."""
+    """A session's kept events as a full-mode poll shows them, oldest first; `oldest` is the
+    id of the oldest kept one, `next_id` the id the next new event gets."""
 
     events: list[dict[str, Any]]
     oldest: int
@@ -165,8 +166,8 @@ def events_page(
     cursor: int | None,
     limit: int,
 ) -> dict[str, Any]:
-    """One page of the event log: `events` are every retained event (shown), `oldest` the id of
-    the oldest retained one, `next_id` the id the next new event gets."""
+    """One page of the event log: `events` are every event kept (shown), `oldest` the id of
+    the oldest kept one, `next_id` the id the next new event gets."""
     start = oldest if cursor is None else cursor
     reset = start < oldest
     start = max(start, oldest)

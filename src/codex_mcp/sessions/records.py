@@ -16,12 +16,17 @@ from codex_mcp.wire.tools import output_json
 
 
 def event_log(session: Session) -> EventLog:
-    """Every retained event of `session`, shown as a full-mode poll shows it."""
+    """Every event of `session` this server still has, shown as a full-mode poll shows it: the
+    buffer's, and those it evicted that its archive keeps."""
     buffer = session.buffer
-    events = [
-        shape_event(event, "full").model_dump(by_alias=True, warnings=False) for event in buffer.events()
-    ]
-    return EventLog(events=events, oldest=buffer.oldest_id, next_id=buffer.next_id)
+    archive = buffer.archive
+    retained = buffer.events()
+    kept = archive.events()
+    first = retained[0].id if retained else buffer.next_id
+    merged = sorted([*kept, *retained], key=lambda event: event.id) if kept else retained
+    events = [shape_event(event, "full").model_dump(by_alias=True, warnings=False) for event in merged]
+    oldest = min(first, kept[0].id if kept else first)
+    return EventLog(events=events, oldest=oldest, next_id=buffer.next_id)
 
 
 async def turn_records(session: Session) -> dict[str, Any]:
