@@ -14,5 +14,7 @@ TASKS_SCHEMA = SCHEMAS_DIR / "tasks" / "tasks.schema.json"
 TOOLS_DIR = SCHEMAS_DIR / "tools"
 GENERATED_DIR = REPO_ROOT / "src" / "codex_mcp" / "_generated"
 ERROR_SCHEMA = TOOLS_DIR / "error.json"
+# Schemas of resources (the session record pages), shipped verbatim as `<name>.schema.json`.
+RESOURCE_SCHEMAS_DIR = SCHEMAS_DIR / "resources"
 RESOURCE_DATA_DIR = REPO_ROOT / "src" / "codex_mcp" / "resources" / "data"
 EARLY_ANSWERS = REPO_ROOT / "src" / "codex_mcp" / "server" / "data" / "early_answers.json"

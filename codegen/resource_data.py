@@ -50,4 +50,10 @@ def outputs() -> dict[Path, str]:
     return {
         paths.RESOURCE_DATA_DIR / "pinned_protocol.json": pinned_protocol_text(),
         paths.RESOURCE_DATA_DIR / "error.schema.json": error_schema_text(),
+        **{
+            paths.RESOURCE_DATA_DIR / source.name.replace(".json", ".schema.json"): source.read_text(
+                encoding="utf-8"
+            )
+            for source in sorted(paths.RESOURCE_SCHEMAS_DIR.glob("*.json"))
+        },
     }

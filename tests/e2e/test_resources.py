@@ -79,10 +79,11 @@ async def test_every_listed_resource_reads_over_stdio_and_server_info_counts_ses
     async with running_server(codex_env) as mcp:
         listed = (await mcp.session.list_resources()).resources
         uris = [resource.uri for resource in listed]
-        # six documents, each tool's input and output schema, the error shape, the rule files
+        # six documents, each tool's input and output schema, the error shape, the rule files,
+        # the schemas of the session records (the records themselves are templates)
         assert len(uris) == 6 + 2 * len(TOOL_NAMES) + 1 + len(
             list((paths.TOOLS_DIR / "rules").glob("*.json"))
-        )
+        ) + len(list((paths.SCHEMAS_DIR / "resources").glob("*.json")))
         assert "codex-mcp:///schemas/tools/codex_check.input-rules.json" in uris
         for resource in listed:
             result = await mcp.session.read_resource(resource.uri)

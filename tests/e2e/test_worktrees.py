@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
 
 from tests.e2e.client import codex_args, running_server
@@ -96,6 +97,19 @@ async def test_three_sessions_in_worktrees_edit_one_file_apart_and_unmerged_work
             assert statuses == {SHARED_FILE: "modified", f"notes-{tag}.txt": "added"}
             shared = Path(worktree["path"]) / SHARED_FILE
             assert shared.read_text(encoding="utf-8") == f"edited by {tag}\n"
+            # The patch is also a resource, and a digest lists the worktree's files with their counts.
+            session_id = out["sessionId"]
+            patched = await mcp.call("codex_session", {"action": "worktree_patch", "sessionId": session_id})
+            patch_uri = f"codex-mcp:///sessions/{session_id}/patch"
+            (content,) = (await mcp.session.read_resource(patch_uri)).contents
+            assert isinstance(content, types.TextResourceContents)
+            assert (content.mime_type, content.text) == ("text/x-diff", patched["patch"])
+            digested = await mcp.call(
+                "codex_check", {"action": "poll", "sessionId": session_id, "responseMode": "digest"}
+            )
+            digest = digested["digest"]
+            assert digest["patchRecord"] == patch_uri
+            assert {f["path"]: (f["linesAdded"], f["linesDeleted"]) for f in digest["files"]} == listed
 
         # The main checkout is as it was.
         assert _git(env, repo, "status", "--porcelain") == ""

@@ -85,6 +85,7 @@ _EDGE_PROMPTS: Final = (
 )
 _SLOTS: Final[Mapping[str, tuple[str, ...]]] = {
     "sessionId": SESSION_SLOTS,
+    "sessionIds[]": SESSION_SLOTS,
     "requestId": (REQUEST_SLOT,),
     "cwd": (CWD_SLOT,),
     "profile": (PROFILE_SLOT,),
@@ -747,6 +748,13 @@ class World:
             filled["sessionId"], request = self.session(slot)
         if filled.get("requestId") == REQUEST_SLOT:
             filled["requestId"] = request or "req_none"
+        ids = filled.get("sessionIds")
+        if isinstance(ids, list):
+            listed = cast(list[Any], ids)
+            filled["sessionIds"] = [self.session(i)[0] if i in SESSION_SLOTS else i for i in listed]
+        if filled.get("action") == "wait" and "waitMs" not in filled:
+            # Its default is 25 s of real time; a fuzzed wait waits at most MAX_WAIT_MS.
+            filled["waitMs"] = MAX_WAIT_MS
         if filled.get("cwd") == CWD_SLOT:
             filled["cwd"] = str(self.workspace)
         if filled.get("profile") == PROFILE_SLOT:

@@ -46,6 +46,10 @@ SLOW_TEXT_PREFIX: Final = "slow chunk"
 # The `echo` answer: this, then the latest user message as the request carries it (a steered
 # prompt, say: the answer shows the model read it).
 ECHO_PREFIX: Final = "Echo: "
+# `bulk`: BULK_COMMANDS commands in batches of parallel calls, then a final answer of BULK_ANSWER_CHARS
+# characters (BULK_ANSWER_LINE repeated); every BULK_FAIL_EVERY-th command exits with 3.
+BULK_ANSWER_LINE: Final = "bulk answer line of the mock model, long enough to be a line.\n"
+BULK_FAIL_EVERY: Final = 100
 # Codex offers the tools of `[mcp_servers.codex-mcp]` to the model in this namespace ("-" becomes "_").
 PLAN_NAMESPACE: Final = "mcp__codex_mcp"
 
@@ -59,6 +63,9 @@ class ScenarioOptions:
     noisy_lines: int = 150
     noisy_line_interval: float = 0.01
     text_chunk_size: int = 12
+    bulk_commands: int = 500
+    bulk_batch: int = 50
+    bulk_answer_chars: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -413,6 +420,8 @@ def decide(body: Mapping[str, object], options: ScenarioOptions | None = None) -
     match conv.scenario:
         case "plan":
             return _follow_plan(rid, conv, opts)
+        case "bulk":
+            return _bulk(rid, conv, opts)
         case "structured":
             return _answer(rid, _structured_text(body), opts)
         case "echo":
@@ -442,6 +451,33 @@ def decide(body: Mapping[str, object], options: ScenarioOptions | None = None) -
             return StreamReply((created(rid), *events), hang=True)
         case _:
             return _answer(rid, PLAIN_TEXT, opts)
+
+
+def bulk_command(index: int) -> str:
+    """The `bulk` scenario's command number `index` (every BULK_FAIL_EVERY-th exits with 3)."""
+    fails = index % BULK_FAIL_EVERY == BULK_FAIL_EVERY - 1
+    return f"echo bulk {index}" + ("; exit 3" if fails else "")
+
+
+def bulk_answer(chars: int) -> str:
+    """The `bulk` scenario's final answer: exactly `chars` characters."""
+    return (BULK_ANSWER_LINE * (chars // len(BULK_ANSWER_LINE) + 1))[:chars]
+
+
+def _bulk(rid: str, conv: Conversation, options: ScenarioOptions) -> StreamReply:
+    """`bulk`: the next batch of commands (parallel calls in one response), then the long answer."""
+    done = conv.step
+    if done < options.bulk_commands:
+        batch = range(done, min(done + options.bulk_batch, options.bulk_commands))
+        events = [
+            event
+            for position, index in enumerate(batch)
+            for event in function_call_events(
+                f"call_bulk_{conv.user_turn}_{index}", "exec_command", {"cmd": bulk_command(index)}, position
+            )
+        ]
+        return _respond(rid, events)
+    return _respond(rid, message_events(f"msg_{rid}", _chunks(bulk_answer(options.bulk_answer_chars), 8192)))
 
 
 def _follow_plan(rid: str, conv: Conversation, options: ScenarioOptions) -> StreamReply:
@@ -483,6 +519,7 @@ SCENARIOS: Final = (
     "reasoning",
     "noisy",
     "background",
+    "bulk",
     "fail",
     "http500",
     "drop",

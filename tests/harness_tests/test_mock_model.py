@@ -23,6 +23,8 @@ from tests.harness.scenarios import (
     Reply,
     ScenarioOptions,
     analyse,
+    bulk_answer,
+    bulk_command,
 )
 
 TIMEOUT = 10.0
@@ -328,3 +330,21 @@ def test_custom_scenarios_answer_their_marker_and_leave_the_others_alone() -> No
 def test_echo_scenario_answers_with_the_latest_user_message(server: MockModelServer) -> None:
     answer = _post(server, _user("scenario:slow first"), _user("scenario:echo the steered words"))
     assert _text(answer) == f"{ECHO_PREFIX}scenario:echo the steered words"
+
+
+def test_bulk_scenario_calls_commands_in_batches_then_answers_at_length(server: MockModelServer) -> None:
+    options = ScenarioOptions()
+    first = _done_items(_post(server, _user("scenario:bulk")))
+    assert [_arguments(call) for call in first] == [
+        {"cmd": bulk_command(i)} for i in range(options.bulk_batch)
+    ]
+    assert bulk_command(99).endswith("exit 3")
+    items: list[dict[str, object]] = []
+    for index in range(options.bulk_commands):
+        call_id = f"call_bulk_1_{index}"
+        items += [_call(call_id), _output(call_id)]
+    last = _post(server, _user("scenario:bulk"), *items)
+    (message,) = _done_items(last)
+    assert message["type"] == "message"
+    assert _text(last) == bulk_answer(options.bulk_answer_chars)
+    assert len(_text(last)) == 200_000

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jsonschema
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
@@ -23,6 +24,7 @@ from codex_mcp.resources import compat
 from codex_mcp.resources.catalog import ResourceCatalog, entries
 from codex_mcp.resources.compat import CodexFacts, CompatProbe, build_report, pinned_protocol, probe_codex
 from codex_mcp.resources.published import published_schemas
+from codex_mcp.resources.records import EventLog
 from codex_mcp.resources.server_info import ServerFacts, server_info
 from codex_mcp.settings import CodexExecutable, Settings
 from codex_mcp.wire.app_server import PINNED_CODEX_VERSION
@@ -105,7 +107,11 @@ def test_published_schemas_are_what_tools_list_advertises_their_rules_and_the_er
         tool, kind, _ = path.name.split(".")
         assert schemas[f"tools/{tool}.{kind}-rules.json"] == json.loads(path.read_text("utf-8"))
     assert {"codex_check.input.json", "codex_session.input.json"} <= {path.name for path in rule_files}
-    assert len(schemas) == 2 * len(TOOL_NAMES) + 1 + len(rule_files)
+    record_files = sorted((paths.SCHEMAS_DIR / "resources").glob("*.json"))
+    for path in record_files:
+        assert schemas[f"resources/{path.name}"] == json.loads(path.read_text("utf-8"))
+    assert len(record_files) == 2
+    assert len(schemas) == 2 * len(TOOL_NAMES) + 1 + len(rule_files) + len(record_files)
 
 
 def _catalog(codex: CodexExecutable | CodexMcpError = NO_CODEX) -> ResourceCatalog:
@@ -145,13 +151,89 @@ class _Session:
 
 
 class _Sessions:
-    """Anything with `sessions()` of things with a `status` will do: the catalog needs no manager."""
+    """Anything with `sessions()` of things with a `status`, and the records, will do: the catalog
+    needs no manager. Its one session, `s1`, retains events 5 to 14 (0 to 4 were evicted)."""
 
     def __init__(self, *statuses: str) -> None:
         self._sessions = [_Session(status) for status in statuses]
 
     def sessions(self) -> list[_Session]:
         return self._sessions
+
+    def _known(self, session_id: str) -> None:
+        if session_id != "s1":
+            raise CodexMcpError("SESSION_NOT_FOUND", f"session {session_id} not found", field="sessionId")
+
+    async def session_events(self, session_id: str) -> EventLog:
+        self._known(session_id)
+        events = [
+            {"id": n, "type": "progress", "data": {"method": "m"}, "timestamp": "2026-01-01T00:00:00Z"}
+            for n in range(5, 15)
+        ]
+        return EventLog(events=events, oldest=5, next_id=15)
+
+    async def session_turns(self, session_id: str) -> dict[str, Any]:
+        self._known(session_id)
+        return {"sessionId": session_id, "status": "idle", "turns": [{"status": "completed"}], "lastTurn": {}}
+
+    async def session_patch(self, session_id: str) -> str:
+        self._known(session_id)
+        raise CodexMcpError("INVALID_ARGUMENT", "session s1 has no worktree", field="sessionId")
+
+
+async def _page(uri: str) -> dict[str, Any]:
+    mime, text = await _catalog().text(uri, _Sessions())
+    assert mime == "application/json"
+    page = json.loads(text)
+    jsonschema.validate(page, published_schemas()["resources/session-events-page.json"])
+    return page
+
+
+async def test_the_event_log_resource_pages_from_the_oldest_retained_event_and_says_where_it_restarted() -> (
+    None
+):
+    first = await _page("codex-mcp:///sessions/s1/events?limit=4")
+    assert [e["id"] for e in first["events"]] == [5, 6, 7, 8]
+    assert first["hasMore"] is True
+    assert first["nextUri"] == "codex-mcp:///sessions/s1/events?cursor=9&limit=4"
+    assert "cursorResetTo" not in first
+    reset = await _page("codex-mcp:///sessions/s1/events?cursor=0&limit=4")
+    assert reset["cursorResetTo"] == 5
+    assert reset["events"] == first["events"]
+    last = await _page("codex-mcp:///sessions/s1/events?cursor=13&limit=4")
+    assert [e["id"] for e in last["events"]] == [13, 14]
+    assert last["hasMore"] is False
+    assert "nextUri" not in last
+    beyond = await _page("codex-mcp:///sessions/s1/events?cursor=99")
+    assert beyond["events"] == []
+    assert beyond["hasMore"] is False
+    assert (beyond["oldestCursor"], beyond["endCursor"]) == (5, 15)
+
+
+async def test_the_turn_resources_and_what_a_session_record_refuses() -> None:
+    catalog = _catalog()
+    mime, text = await catalog.text("codex-mcp:///sessions/s1/turns/0", _Sessions())
+    assert (mime, json.loads(text)) == ("application/json", {"status": "completed"})
+    for uri, said in (
+        ("codex-mcp:///sessions/s1/turns/1", "no turn 1"),
+        ("codex-mcp:///sessions/s1/patch", "no worktree"),
+        ("codex-mcp:///sessions/s2/events", "not found"),
+        ("codex-mcp:///sessions/s1/events?limit=1001", "limit"),
+        ("codex-mcp:///sessions/s1/turns?cursor=1", "no query"),
+        ("codex-mcp:///sessions/../etc/events", "no session resource"),
+    ):
+        with pytest.raises(MCPError) as caught:
+            await catalog.text(uri, _Sessions())
+        assert caught.value.error.code == INVALID_PARAMS
+        assert said in caught.value.error.message, uri
+    with pytest.raises(MCPError, match="no Codex executable"):
+        await catalog.text("codex-mcp:///sessions/s1/events", NO_CODEX)
+
+
+def test_the_session_records_are_listed_as_templates() -> None:
+    templates = _catalog().templates_result().resource_templates
+    assert [t.name for t in templates] == ["session-events", "session-turns", "session-turn", "session-patch"]
+    assert all(t.uri_template.startswith("codex-mcp:///sessions/{sessionId}/") for t in templates)
 
 
 async def test_server_info_reads_the_statuses_of_the_session_source_it_is_given() -> None:

@@ -2,10 +2,10 @@
 # source: schemas/app-server/codex_app_server_protocol.schemas.json sha256 43e8c1495557ca91e33a63bbfae36c311c206253afae2974c979dbdf5d940c71
 # source: schemas/app-server/PINNED.json sha256 585f85b85ccf300b20493712223012ce03583bc9023c9495df67a0a82a3540cc
 # source: schemas/exec/exec_events.schema.json sha256 23a0d93f8e915438503f5ea4ea3e8e82be4f23a24559b6b9d0473297e749f630
-# source: schemas/tools/codex.json sha256 0387cfa006c39a6fa94bcb2b503e0a9231504b2aca4845e254ed5bd0910c3eb9
-# source: schemas/tools/codex_check.json sha256 164560e606b3779435bf1f49b1110b5711ff11204aac388bce447e3a553eb3a3
-# source: schemas/tools/codex_reply.json sha256 80a02c0a9c751c033bd8f5cbc9740e5121fb0c70a211c37ee1c136426ba40e5d
-# source: schemas/tools/codex_session.json sha256 db2c0ea0f14856a99082cdc6ddf214d9d4ceee725d6893b6d770fdc3418d59dd
+# source: schemas/tools/codex.json sha256 e70e8f1d4b475b289c3ecaa48eee20e2999dc8239a3adef6c67f23ccc055bbc3
+# source: schemas/tools/codex_check.json sha256 6a0737f1bf9e21946ec6ed1d69fa7099151a538a3bf45e6d584794451c7493c1
+# source: schemas/tools/codex_reply.json sha256 24d4b4d242d78a1f50b5b2bc820104a2139ab1210ba36de09a63c5177e8458e6
+# source: schemas/tools/codex_session.json sha256 effdebb83b790bfbe655bbae889611997213b1ccb08675cc6dba71e8782fc55f
 # source: schemas/tools/codex_setup.json sha256 a407d87c3e7d383047ea09410e2bb703d265bd7d6c95885f62cafef02db46635
 # generator: datamodel-code-generator 0.89.0; lookup tables
 # pyright: reportIncompatibleVariableOverride=false

@@ -18,6 +18,7 @@ from codex_mcp.errors import CodexMcpError
 from codex_mcp.host_health import check_hosts
 from codex_mcp.resources.compat import CompatProbe
 from codex_mcp.resources.published import published_schemas
+from codex_mcp.resources.records import TEMPLATES, EventLog, RecordRef, events_page, parse_record_uri
 from codex_mcp.resources.server_info import ServerFacts, server_info
 
 SCHEME: Final = "codex-mcp:///"
@@ -71,13 +72,27 @@ class _HasStatus(Protocol):
 
 
 class SessionSource(Protocol):
-    """What server-info reads of the running session manager: its sessions, for their statuses.
+    """What the resources read of the running session manager: its sessions (server-info's
+    statuses) and each session's full record (`codex-mcp:///sessions/<id>/…`).
 
     A Protocol, so that the resources layer does not import `sessions` (the manager satisfies it).
+    The record methods raise CodexMcpError (SESSION_NOT_FOUND, no worktree) as the tools do.
     """
 
     def sessions(self) -> Sequence[_HasStatus]:
         """Every session this server drives."""
+        ...
+
+    async def session_events(self, session_id: str) -> EventLog:
+        """Every retained event of the session."""
+        ...
+
+    async def session_turns(self, session_id: str) -> dict[str, Any]:
+        """The turns resource of the session (each turn's full result)."""
+        ...
+
+    async def session_patch(self, session_id: str) -> str:
+        """The session's worktree patch (CodexMcpError when it has no worktree)."""
         ...
 
 
@@ -130,12 +145,37 @@ class ResourceCatalog:
             ]
         )
 
+    def templates_result(self) -> types.ListResourceTemplatesResult:
+        """The `resources/templates/list` answer: each session's full record."""
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                types.ResourceTemplate(
+                    name=template.name,
+                    title=template.title,
+                    uri_template=template.uri_template,
+                    description=template.description,
+                    mime_type=template.mime_type,
+                )
+                for template in TEMPLATES
+            ]
+        )
+
     async def text(self, uri: str, manager_or_error: SessionSource | CodexMcpError) -> tuple[str, str]:
         """(mime type, text) of the resource at `uri`.
 
         Raises:
             MCPError: INVALID_PARAMS naming the URI when there is no such resource.
         """
+        record = parse_record_uri(uri)
+        if isinstance(record, str):
+            raise MCPError(INVALID_PARAMS, f"uri: {record}")
+        if record is not None:
+            if isinstance(manager_or_error, CodexMcpError):
+                raise MCPError(INVALID_PARAMS, f"uri: {uri!r}: {manager_or_error.message}")
+            try:
+                return await _record_text(record, manager_or_error)
+            except CodexMcpError as exc:
+                raise MCPError(INVALID_PARAMS, f"uri: {uri!r}: {exc.message}") from exc
         name = uri.removeprefix(SCHEME) if uri.startswith(SCHEME) else None
         if name == "server-info":
             statuses = None
@@ -161,7 +201,10 @@ class ResourceCatalog:
             if schema is not None:
                 return JSON, _json_text(schema)
         known = ", ".join(entry.uri for entry in entries() if not entry.name.startswith(SCHEMA_PREFIX))
-        raise MCPError(INVALID_PARAMS, f"uri: no resource {uri!r}; resources: {known}, {SCHEME}schemas/…")
+        raise MCPError(
+            INVALID_PARAMS,
+            f"uri: no resource {uri!r}; resources: {known}, {SCHEME}schemas/…, {SCHEME}sessions/<id>/…",
+        )
 
     async def read_result(
         self, uri: str, manager_or_error: SessionSource | CodexMcpError
@@ -171,3 +214,31 @@ class ResourceCatalog:
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type=mime_type, text=text)]
         )
+
+
+async def _record_text(record: RecordRef, source: SessionSource) -> tuple[str, str]:
+    """(mime type, text) of a session's record."""
+    if record.kind == "events":
+        log = await source.session_events(record.session_id)
+        page = events_page(
+            record.session_id,
+            log.events,
+            oldest=log.oldest,
+            next_id=log.next_id,
+            cursor=record.cursor,
+            limit=record.limit,
+        )
+        return JSON, _json_text(page)
+    if record.kind == "patch":
+        return "text/x-diff", await source.session_patch(record.session_id)
+    turns = await source.session_turns(record.session_id)
+    if record.kind == "turns":
+        return JSON, _json_text(turns)
+    kept: list[Any] = turns["turns"]
+    assert record.turn is not None  # a `turn` record always has its index
+    if record.turn >= len(kept):
+        raise CodexMcpError(
+            "INVALID_ARGUMENT",
+            f"no turn {record.turn}: the session has {len(kept)} kept (0 to {len(kept) - 1})",
+        )
+    return JSON, _json_text(kept[record.turn])

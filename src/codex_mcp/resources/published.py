@@ -13,9 +13,17 @@ from codex_mcp.wire.tools import TOOL_NAMES, tool_definition, tool_rules
 ERROR_SCHEMA_PATH: Final = "tools/error.json"
 
 
-def _error_schema() -> dict[str, Any]:
-    text = resources.files("codex_mcp.resources").joinpath("data", "error.schema.json").read_text("utf-8")
+# Relative paths of the session record schemas (codex-mcp:///sessions/<id>/…), from schemas/resources/.
+RECORD_SCHEMA_PATHS: Final = ("resources/session-events-page.json", "resources/session-turns.json")
+
+
+def _data_schema(name: str) -> dict[str, Any]:
+    text = resources.files("codex_mcp.resources").joinpath("data", name).read_text("utf-8")
     return cast(dict[str, Any], json.loads(text))
+
+
+def _error_schema() -> dict[str, Any]:
+    return _data_schema("error.schema.json")
 
 
 @cache
@@ -33,6 +41,8 @@ def published_schemas() -> dict[str, dict[str, Any]]:
             if rules is not None:
                 schemas[f"tools/{name}.{kind}-rules.json"] = rules
     schemas[ERROR_SCHEMA_PATH] = _error_schema()
+    for path in RECORD_SCHEMA_PATHS:
+        schemas[path] = _data_schema(path.removeprefix("resources/").replace(".json", ".schema.json"))
     return schemas
 
 

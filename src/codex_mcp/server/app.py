@@ -212,6 +212,11 @@ def build_server(startup: Startup, running: Running | None = None) -> Server[App
     ) -> types.ListResourcesResult:
         return catalog.list_result()
 
+    async def list_resource_templates(
+        ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return catalog.templates_result()
+
     async def read_resource(
         ctx: ServerRequestContext[AppState], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
@@ -224,6 +229,7 @@ def build_server(startup: Startup, running: Running | None = None) -> Server[App
         on_list_tools=_list_tools,
         on_call_tool=_call_tool,
         on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
         on_read_resource=read_resource,
     )
     tasks.install(server)  # MCP Tasks, for the clients that declare the extension

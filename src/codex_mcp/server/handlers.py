@@ -24,9 +24,12 @@ from codex_mcp.sessions.polling import (
     TurnOutput,
     poll,
     turn_output,
+    wait_entries,
+    wait_for_sessions,
     worktree_changes,
 )
 from codex_mcp.sessions.session import POLL_RUNNING_MS, Session, ThreadSettings, worktree_info
+from codex_mcp.sessions.shaping import json_size
 from codex_mcp.sessions.worktree_sessions import CleanEntry
 from codex_mcp.wire.tools import (
     CodexCheckInput,
@@ -156,8 +159,22 @@ def _thread_config(profile: str | None, overrides: dict[str, Any] | None) -> dic
     return config or None
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How `codex`/`codex_reply` answer: responseMode digest (within `max_bytes`) or full."""
+
+    digest: bool = False
+    max_bytes: int | None = None
+
+
 async def _finish(
-    model: type[TurnOutput], session: Session, wait_ms: int | None, warnings: list[str], call: Call
+    model: type[TurnOutput],
+    session: Session,
+    wait_ms: int | None,
+    warnings: list[str],
+    call: Call,
+    *,
+    shape: Shape | None = None,
 ) -> TurnOutput:
     """The CodexOutput/CodexReplyOutput (`model`), after the optional foreground wait."""
     # A cancel that came while the turn was starting lands here, where the caller can note it.
@@ -166,8 +183,17 @@ async def _finish(
     async def heartbeat(elapsed_s: float) -> None:
         await call.report_progress(elapsed_s, f"session {session.session_id} is {session.status}")
 
+    shape = shape or Shape()
     return await turn_output(
-        session, wait_ms, warnings, heartbeat, call.heartbeat_s, model=model, elicitor=call.elicitor
+        session,
+        wait_ms,
+        warnings,
+        heartbeat,
+        call.heartbeat_s,
+        model=model,
+        elicitor=call.elicitor,
+        digest=shape.digest,
+        digest_bytes=shape.max_bytes,
     )
 
 
@@ -177,9 +203,20 @@ async def resume_wait(
     """A 2026-07-28 retry of `codex`/`codex_reply` (its answers applied): the same call's answer for
     the session it started or continued, after its wait; it starts nothing."""
     if isinstance(args, CodexReplyInput):
-        return await _finish(CodexReplyOutput, session, args.wait_for_result, [], call)
+        return await _finish(CodexReplyOutput, session, args.wait_for_result, [], call, shape=_shape(args))
     wait_ms = args.advanced.wait_for_result if args.advanced else None
-    return await _finish(CodexOutput, session, wait_ms, [], call)
+    return await _finish(CodexOutput, session, wait_ms, [], call, shape=_shape(args))
+
+
+def _shape(args: CodexInput | CodexReplyInput) -> Shape:
+    """How a `codex`/`codex_reply` answer is shaped: whole, or a digest within a budget."""
+    if isinstance(args, CodexReplyInput):
+        return Shape(digest=args.response_mode == "digest", max_bytes=args.max_bytes)
+    advanced = args.advanced
+    return Shape(
+        digest=bool(advanced and advanced.response_mode == "digest"),
+        max_bytes=advanced.max_bytes if advanced else None,
+    )
 
 
 async def codex(args: CodexInput, call: Call) -> CodexOutput:
@@ -217,7 +254,7 @@ async def codex(args: CodexInput, call: Call) -> CodexOutput:
     try:
         session = await call.manager.start(settings, turn, warnings, begun.append, worktree=worktree)
         wait_ms = advanced.wait_for_result if advanced else None
-        return await _finish(CodexOutput, session, wait_ms, warnings, call)
+        return await _finish(CodexOutput, session, wait_ms, warnings, call, shape=_shape(args))
     except anyio.get_cancelled_exc_class():
         _note_cancelled(call, begun)
         raise
@@ -248,7 +285,9 @@ async def codex_reply(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
     begun: list[Session] = []
     try:
         session = await call.manager.reply(args.session_id, turn, warnings, begun.append)
-        return await _finish(CodexReplyOutput, session, args.wait_for_result, warnings, call)
+        return await _finish(
+            CodexReplyOutput, session, args.wait_for_result, warnings, call, shape=_shape(args)
+        )
     except anyio.get_cancelled_exc_class():
         _note_cancelled(call, begun)
         raise
@@ -261,7 +300,7 @@ async def _steer(args: CodexReplyInput, call: Call) -> CodexReplyOutput:
     on_host = session.settings.host is not None
     images = _image_files(args.images, session.settings.cwd, "images", on_host=on_host)
     session, steered = await call.manager.steer(args.session_id, args.prompt, images, args.client_message_id)
-    output = await _finish(CodexReplyOutput, session, args.wait_for_result, [], call)
+    output = await _finish(CodexReplyOutput, session, args.wait_for_result, [], call, shape=_shape(args))
     output.steered = Steered(
         turn_id=steered.turn_id, client_message_id=steered.client_message_id, duplicate=steered.duplicate
     )
@@ -299,9 +338,11 @@ def _require_session_id(args: CodexSessionInput) -> str:
 
 async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutput:
     """list | get | cancel | interrupt | fork | clean | clean_background_terminals | worktree_patch |
-    worktree_keep | worktree_remove."""
+    worktree_keep | worktree_remove | wait."""
     manager = call.manager
     action = args.action
+    if action == "wait":
+        return await _wait(args, call)
     if action == "list":
         return CodexSessionOutput(
             action=action,
@@ -354,6 +395,39 @@ async def codex_session(args: CodexSessionInput, call: Call) -> CodexSessionOutp
     return CodexSessionOutput(
         action=action, success=True, message=f"background terminals of {session_id} cleaned"
     )
+
+
+_WAIT_DEFAULT_MS: Final = 25_000
+
+
+async def _wait(args: CodexSessionInput, call: Call) -> CodexSessionOutput:
+    """wait: until any/all of sessionIds finished, one needs an answer, or waitMs passed."""
+    if not args.session_ids:
+        raise CodexMcpError("INVALID_ARGUMENT", "sessionIds is required for action=wait", field="sessionIds")
+    manager = call.manager
+    for index, session_id in enumerate(args.session_ids):
+        try:
+            await manager.lookup(session_id)  # SESSION_NOT_FOUND before any waiting
+        except CodexMcpError as exc:
+            raise CodexMcpError(exc.code, exc.message, field=f"sessionIds[{index}]") from exc
+    until = args.until or "any"
+    wait_ms = args.wait_ms if args.wait_ms is not None else _WAIT_DEFAULT_MS
+    # A cancel that came with the call lands here, before the wait.
+    await anyio.lowlevel.checkpoint()
+    sessions, reason, waited_ms = await wait_for_sessions(
+        manager,
+        args.session_ids,
+        until,
+        wait_ms / 1000,
+        heartbeat=call.report_progress,
+        heartbeat_s=call.heartbeat_s,
+    )
+    output = CodexSessionOutput(action="wait", waited=[], until=until, reason=reason, waited_ms=waited_ms)
+    digest = (args.response_mode or "digest") == "digest"
+    output.waited = wait_entries(
+        sessions, digest=digest, max_bytes=args.max_bytes, overhead=json_size(output_json(output))
+    )
+    return output
 
 
 def _cleanup(entry: CleanEntry) -> WorktreeCleanup:
@@ -427,6 +501,7 @@ async def codex_check(args: CodexCheckInput, call: Call) -> CodexCheckOutput:
         answers = {key: value.model_dump(by_alias=True) for key, value in args.answers.items()}
         session = await manager.respond_user_input(args.session_id, args.request_id, answers)
     options = args.poll_options
+    mode = args.response_mode or "minimal"
     request = PollRequest(
         cursor=args.cursor,
         max_events=args.max_events,
@@ -437,8 +512,9 @@ async def codex_check(args: CodexCheckInput, call: Call) -> CodexCheckOutput:
         skip_deltas=bool(options.skip_deltas) if options else False,
         final_only=bool(options.final_only) if options else False,
         wait_ms=options.wait_ms if options else None,
-        response_mode=args.response_mode or "minimal",
+        response_mode="minimal" if mode == "digest" else mode,
         max_bytes=options.max_bytes if options else None,
+        digest=mode == "digest",
     )
     return await poll(manager, session, request, warnings, call.elicitor)
 

@@ -5,6 +5,7 @@ Used from one anyio event loop; nothing here is thread-safe.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -17,12 +18,42 @@ import anyio
 from codex_mcp.sessions.events import PINNED_TYPES, now_iso
 from codex_mcp.state.records import Event, EventType
 
-__all__ = ["CRITICAL_TYPES", "BufferJournal", "EventBuffer", "ReadResult"]
+__all__ = ["ARCHIVE_BYTES", "CRITICAL_TYPES", "BufferJournal", "EventArchive", "EventBuffer", "ReadResult"]
 
 logger = logging.getLogger(__name__)
 
 # Pinned events evicted only as the very last resort (a warning is logged when they go).
 CRITICAL_TYPES: Final[frozenset[EventType]] = frozenset({"approval_request", "result", "error"})
+
+
+# What a session keeps of the events its buffer evicted (for its events resource), in bytes of JSON.
+ARCHIVE_BYTES: Final = 8 * 1024 * 1024
+
+
+class EventArchive:
+    """The events a buffer evicted, kept (up to `max_bytes` of their JSON, the newest) for the
+    session's full event log (`codex-mcp:///sessions/<id>/events`); polls never read them."""
+
+    def __init__(self, max_bytes: int = ARCHIVE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._events: deque[tuple[Event, int]] = deque()
+        self._bytes = 0
+        # Events below this id that were evicted are gone from the archive too.
+        self.lost_below = 0
+
+    def keep(self, event: Event) -> None:
+        """Keep an evicted event, dropping the oldest kept ones past the bound."""
+        size = len(json.dumps(event.data, separators=(",", ":"), default=str)) + 64
+        self._events.append((event, size))
+        self._bytes += size
+        while self._bytes > self._max_bytes and self._events:
+            dropped, dropped_size = self._events.popleft()
+            self._bytes -= dropped_size
+            self.lost_below = max(self.lost_below, dropped.id + 1)
+
+    def events(self) -> list[Event]:
+        """The kept events, by id."""
+        return sorted((event for event, _ in self._events if event.id >= self.lost_below), key=lambda e: e.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +122,7 @@ class EventBuffer:
         self._version = 0
         self._changed: anyio.Event | None = None
         self.journal: BufferJournal | None = None
+        self.archive = EventArchive()
 
     @classmethod
     def restored(cls, events: Iterable[Event], *, next_id: int, **limits: int) -> EventBuffer:
@@ -259,7 +291,7 @@ class EventBuffer:
             self._drop(tier)
 
     def _drop(self, tier: deque[int]) -> None:
-        del self._events[tier.popleft()]
+        self.archive.keep(self._events.pop(tier.popleft()))
 
     def _from(self, start: int) -> list[Event]:
         # Readers mostly sit near the tail, so walk back from the newest event.

@@ -95,8 +95,39 @@ def _item(session: Session, method: str, params: Params) -> None:
         text = item.get("text")
         if isinstance(text, str):
             session.turn_agent_messages.append(text)
+    if method == ITEM_COMPLETED and item_type == "commandExecution":
+        session.turn_commands.append(_command_record(item))
+    if method == ITEM_COMPLETED and item_type == "fileChange":
+        session.turn_files.extend(_file_records(item))
     event_type = "output" if item_type in _OUTPUT_ITEM_TYPES else "progress"
     session.buffer.append(event_type, _event_data(method, params))
+
+
+def _command_record(item: Params) -> Params:
+    """A completed command as a digest lists it: its command line, status and exit code."""
+    command = item.get("command")
+    record: Params = {"command": command if isinstance(command, str) else json.dumps(command)}
+    if isinstance(item.get("status"), str):
+        record["status"] = item["status"]
+    exit_code = item.get("exitCode")
+    if isinstance(exit_code, int) and not isinstance(exit_code, bool):
+        record["exitCode"] = exit_code
+    return record
+
+
+def _file_records(item: Params) -> list[Params]:
+    """The files of a completed file change, as a digest lists them (path and change kind)."""
+    records: list[Params] = []
+    for raw in cast(list[object], item.get("changes") or []):
+        change = _obj(raw)
+        path = change.get("path")
+        if isinstance(path, str):
+            record: Params = {"path": path}
+            kind = _obj(change.get("kind")).get("type")
+            if isinstance(kind, str):
+                record["status"] = kind
+            records.append(record)
+    return records
 
 
 def _turn_started(session: Session, params: Params) -> None:
@@ -129,6 +160,7 @@ def _error(session: Session, params: Params) -> None:
         session.buffer.append("progress", data, pinned=True)
         return
     session.turn_error = {"message": str(error.get("message", "Codex reported an error"))}
+    session.turn_errors.append(session.turn_error["message"])
     if error.get("codexErrorInfo") is not None:
         session.turn_error["codexErrorInfo"] = error["codexErrorInfo"]
     session.buffer.append("error", _event_data(ERROR, params))
@@ -184,6 +216,7 @@ def finish_turn(
     if session.tokens.seen:
         result["usage"] = session.tokens.to_json()
     session.result = result
+    session.turn_results.append(result)
     session.completed_at = result["completedAt"]
     if isinstance(turn_id, str):
         session.ended_turn_ids.append(turn_id)

@@ -34,6 +34,7 @@ from codex_mcp.errors import CodexMcpError, exec_not_supported, redact
 from codex_mcp.hosts import host_named
 from codex_mcp.nesting import guard_config
 from codex_mcp.profiles import codex_home
+from codex_mcp.resources.records import EventLog
 from codex_mcp.service.attach import SharedService
 from codex_mcp.service.layout import SERVICE_VARIABLE, ServiceLayout, service_key
 from codex_mcp.sessions.app_server_backend import AppServerBackend
@@ -51,6 +52,7 @@ from codex_mcp.sessions.events import now_iso
 from codex_mcp.sessions.exec_backend import ExecBackend
 from codex_mcp.sessions.ingest import finish_turn, ingest_notification, recover_turn
 from codex_mcp.sessions.persistence import SessionPersister, disk_only_matches, stored_worktree
+from codex_mcp.sessions.records import event_log, turn_records
 from codex_mcp.sessions.session import TERMINAL, Session, SteerRecord, ThreadSettings, steer_key
 from codex_mcp.sessions.worktree_sessions import CleanEntry, Patch, SessionWorktrees
 from codex_mcp.settings import CodexExecutable, Settings
@@ -818,6 +820,18 @@ class SessionManager:
     async def worktree_patch(self, session_id: str) -> Patch:
         """The session's worktree as a patch against its base commit, with its summary."""
         return await self._worktrees.patch(await self.lookup(session_id))
+
+    async def session_events(self, session_id: str) -> EventLog:
+        """Every retained event of the session (the events resource)."""
+        return event_log(await self.lookup(session_id))
+
+    async def session_turns(self, session_id: str) -> dict[str, Any]:
+        """Each turn's result (the turns resource)."""
+        return await turn_records(await self.lookup(session_id))
+
+    async def session_patch(self, session_id: str) -> str:
+        """The session's worktree patch (the patch resource)."""
+        return (await self.worktree_patch(session_id)).text
 
     async def worktree_keep(self, session_id: str) -> Finished:
         """Remove the session's worktree, keeping its work on its branch."""

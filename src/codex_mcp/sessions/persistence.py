@@ -150,6 +150,8 @@ def restore_session(
         counts = {k: v for k, v in saved.items() if k in _TOKEN_NAMES and type(v) is int}
         session.tokens = TokenTotals(**counts, seen=saved.get("seen") is True)
     session.result = stored.result
+    if stored.result is not None:
+        session.turn_results.append(stored.result)
     session.forgotten = meta.get("forgotten") is True
     live = outlives(session.connection_key) and session.status in ("running", "waiting_approval")
     if view or live:

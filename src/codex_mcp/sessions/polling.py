@@ -4,12 +4,15 @@ the foreground wait of `waitForResult`. The tools' handlers only translate argum
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, cast
 
+import anyio
+
+from codex_mcp.sessions.digest import DEFAULT_DIGEST_BYTES, session_digest
 from codex_mcp.sessions.session import TERMINAL, Session, worktree_info
-from codex_mcp.sessions.shaping import ResponseMode, fit_to_max_bytes, shape_event
+from codex_mcp.sessions.shaping import ResponseMode, fit_to_max_bytes, json_size, shape_event
 from codex_mcp.state.records import Event
 from codex_mcp.wire.app_server import DELTA_NOTIFICATIONS
 from codex_mcp.wire.tools import (
@@ -21,6 +24,7 @@ from codex_mcp.wire.tools import (
     TokenUsage,
     TurnError,
     TurnResult,
+    WaitEntry,
     WorktreeChanges,
     WorktreeFile,
     output_json,
@@ -68,6 +72,9 @@ class PollRequest:
     wait_ms: int | None = None
     response_mode: ResponseMode = "minimal"
     max_bytes: int | None = None
+    # `responseMode: "digest"`: no events (the cursor moves to the end), `digest` instead of the
+    # actions and the result, the whole answer within `max_bytes` (default DEFAULT_DIGEST_BYTES).
+    digest: bool = False
 
 
 def is_delta(event: Event) -> bool:
@@ -148,15 +155,18 @@ async def poll(
         session = await waiter.wait_for_news(session, request.wait_ms / 1000)
         if elicitor is not None and session.pending:
             await elicitor.offer(session)
-    if request.include_result and session.status in TERMINAL:
+    if (request.include_result or request.digest) and session.status in TERMINAL:
         await session.settled(SETTLE_WAIT_S)
     buffer = session.buffer
-    if request.final_only or max_events == 0:
+    final_only = request.final_only or request.digest
+    if final_only or max_events == 0:
         events: list[Event] = []
-        if request.final_only:
+        if final_only:
             next_cursor = buffer.next_id
+        elif cursor is not None:
+            next_cursor = start
         else:
-            next_cursor = start if cursor is not None else session.last_cursor
+            next_cursor = session.last_cursor
         reset_to = None
     else:
         read = buffer.read(
@@ -169,9 +179,9 @@ async def poll(
         events = read.events
         next_cursor = read.next_cursor
         reset_to = read.cursor_reset_to
-    if request.include_events or request.final_only:
+    if request.include_events or final_only:
         session.last_cursor = max(session.last_cursor, next_cursor)
-    shown = events if request.include_events and not request.final_only else []
+    shown = events if request.include_events and not final_only else []
     output = CodexCheckOutput(
         session_id=session.session_id,
         status=session.status,
@@ -181,6 +191,10 @@ async def poll(
     _hint(output, session)
     if reset_to is not None:
         output.cursor_reset_to = reset_to
+    if request.digest:
+        if warnings:
+            output.compat_warnings = warnings
+        return with_digest(output, session, request.max_bytes)
     if request.include_actions and session.pending:
         output.actions = session.actions()
     if request.include_result and session.status in TERMINAL and session.result is not None:
@@ -205,6 +219,18 @@ def _fit(output: CodexCheckOutput, max_bytes: int, cursor_start: int) -> CodexCh
     if "result" in values:
         values["result"] = turn_result(fitted["result"])
     return CodexCheckOutput.model_validate(values)
+
+
+DigestTarget = TypeVar("DigestTarget", CodexCheckOutput, CodexOutput, CodexReplyOutput)
+
+
+def with_digest(output: DigestTarget, session: Session, max_bytes: int | None) -> DigestTarget:
+    """`output` with the session's digest, cut so that the whole answer takes at most `max_bytes`
+    (default DEFAULT_DIGEST_BYTES) of compact JSON."""
+    budget = max_bytes or DEFAULT_DIGEST_BYTES
+    overhead = json_size(output_json(output)) + json_size("digest") + 2
+    output.digest = session_digest(session, budget - overhead)
+    return output
 
 
 async def wait_for_result(
@@ -245,6 +271,8 @@ async def turn_output(
     *,
     model: type[TurnOutput],
     elicitor: Elicitor | None = None,
+    digest_bytes: int | None = None,
+    digest: bool = False,
 ) -> TurnOutput:
     """The answer of `codex`/`codex_reply` (`model`: CodexOutput/CodexReplyOutput), after the
     optional foreground wait of `waitForResult` (heartbeats while waiting)."""
@@ -269,6 +297,12 @@ async def turn_output(
     _hint(output, session)
     if session.settings.worktree is not None:
         output.worktree = worktree_info(session.settings.worktree)
+    if digest:
+        if session.status in TERMINAL and session.result is not None:
+            output.completed_at = session.result["completedAt"]
+        if warnings:
+            output.compat_warnings = warnings
+        return with_digest(output, session, digest_bytes)
     if session.pending:
         output.actions = session.actions()
     if session.status in TERMINAL and session.result is not None:
@@ -277,3 +311,103 @@ async def turn_output(
     if warnings:
         output.compat_warnings = warnings
     return output
+
+
+WaitUntil = Literal["any", "all"]
+FanInReason = Literal["condition_met", "needs_input", "timeout"]
+
+
+class SessionFinder(NewsWaiter, Protocol):
+    """Who finds sessions by id and waits for their news: the manager."""
+
+    async def lookup(self, session_id: str) -> Session:
+        """The session (SESSION_NOT_FOUND when there is none)."""
+        ...
+
+
+def _needs_answer(session: Session) -> bool:
+    return bool(session.pending) and session.status not in TERMINAL
+
+
+def _holds(sessions: Sequence[Session], until: WaitUntil) -> bool:
+    done = [session.status in TERMINAL for session in sessions]
+    return all(done) if until == "all" else any(done)
+
+
+async def _any_news(finder: SessionFinder, sessions: Sequence[Session], timeout_s: float) -> None:
+    """Return when any of `sessions` has news, or after `timeout_s`."""
+    async with anyio.create_task_group() as group:
+
+        async def watch(session: Session) -> None:
+            await finder.wait_for_news(session, timeout_s)
+            group.cancel_scope.cancel()
+
+        for session in sessions:
+            group.start_soon(watch, session)
+
+
+async def wait_for_sessions(
+    finder: SessionFinder,
+    session_ids: Sequence[str],
+    until: WaitUntil,
+    timeout_s: float,
+    *,
+    heartbeat: Callable[[float, str], Awaitable[None]],
+    heartbeat_s: float,
+) -> tuple[list[Session], FanInReason, int]:
+    """Wait until `until` (any | all) of the sessions finished their turn, one needs an answer, or
+    `timeout_s` passed: (the sessions then, why it returned, ms waited). Heartbeats while waiting.
+    Only this call waits: each session is watched through its own news, nothing is locked."""
+    start = time.monotonic()
+    last_beat = start
+    while True:
+        sessions = [await finder.lookup(session_id) for session_id in session_ids]
+        now = time.monotonic()
+        waited_ms = int((now - start) * 1000)
+        reason: FanInReason | None = None
+        if any(_needs_answer(session) for session in sessions):
+            reason = "needs_input"
+        elif _holds(sessions, until):
+            reason = "condition_met"
+        elif now - start >= timeout_s:
+            reason = "timeout"
+        if reason is not None:
+            for session in sessions:
+                if session.status in TERMINAL:
+                    await session.settled(SETTLE_WAIT_S)
+            return sessions, reason, waited_ms
+        if now - last_beat >= heartbeat_s:
+            done = sum(session.status in TERMINAL for session in sessions)
+            await heartbeat(now - start, f"waiting for {until} of {len(sessions)} sessions ({done} done)")
+            last_beat = now
+        remaining = timeout_s - (now - start)
+        await _any_news(finder, sessions, max(0.0, min(remaining, heartbeat_s - (now - last_beat))))
+
+
+def wait_entries(
+    sessions: Sequence[Session], *, digest: bool, max_bytes: int | None, overhead: int
+) -> list[WaitEntry]:
+    """Each session as `wait` returns it: digests share the budget left after `overhead` (the
+    answer's other fields)."""
+    entries: list[WaitEntry] = []
+    for session in sessions:
+        entry = WaitEntry(
+            session_id=session.session_id,
+            status=session.status,
+            interaction_state=session.interaction_state(),
+            done=session.status in TERMINAL,
+        )
+        if not digest:
+            if session.pending:
+                entry.actions = session.actions()
+            if session.status in TERMINAL and session.result is not None:
+                entry.result = turn_result(session.result)
+        entries.append(entry)
+    if digest:
+        budget = max_bytes or DEFAULT_DIGEST_BYTES
+        fixed = overhead + sum(json_size(output_json(entry)) + 1 for entry in entries)
+        key = json_size("digest") + 2
+        share = (budget - fixed) // max(1, len(entries)) - key
+        for entry, session in zip(entries, sessions, strict=True):
+            entry.digest = session_digest(session, share)
+    return entries

@@ -178,6 +178,8 @@ class PendingRequest:
 
 # How many steers a session remembers for retries (a retry comes seconds after its call, not turns).
 STEERS_KEPT: Final = 32
+# Turn results kept per session for the `turns` resource.
+TURNS_KEPT: Final = 200
 
 
 def steer_key(prompt: str, images: list[str], client_message_id: str | None) -> str:
@@ -262,6 +264,13 @@ class Session:
     turn_has_output_schema: bool = False
     turn_agent_messages: list[str] = field(default_factory=lambda: [])
     turn_error: dict[str, Any] | None = None
+    # What a digest lists of the current (or last) turn: its commands and file changes as Codex
+    # completed them, and its error messages.
+    turn_commands: list[dict[str, Any]] = field(default_factory=lambda: [])
+    turn_files: list[dict[str, Any]] = field(default_factory=lambda: [])
+    turn_errors: list[str] = field(default_factory=lambda: [])
+    # The results of the turns this server saw end, oldest first (the `turns` resource).
+    turn_results: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TURNS_KEPT))
     reconnecting_since: float | None = None
     pending: dict[str, PendingRequest] = field(default_factory=lambda: {})
     result: dict[str, Any] | None = None
@@ -328,6 +337,9 @@ class Session:
         self.turn_has_output_schema = has_output_schema
         self.turn_agent_messages = []
         self.turn_error = None
+        self.turn_commands = []
+        self.turn_files = []
+        self.turn_errors = []
         self.reconnecting_since = None
         self.result = None
         self.completed_at = None

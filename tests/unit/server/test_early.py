@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 import pytest
@@ -21,17 +22,25 @@ _ENVELOPE = {
 
 
 class _Wire:
+    """Our stdout as a pipe, read as a client reads it: all along (the tools/list answer alone is
+    larger than a pipe's buffer, so a writer nobody reads would block)."""
+
     def __init__(self) -> None:
         self.read_fd, write_fd = os.pipe()
         self.out = WireOut(write_fd)
+        self._data = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while chunk := os.read(self.read_fd, 1 << 20):
+            self._data += chunk
+        os.close(self.read_fd)
 
     def lines(self) -> list[dict[str, Any]]:
         self.out.close()
-        data = b""
-        while chunk := os.read(self.read_fd, 1 << 20):
-            data += chunk
-        os.close(self.read_fd)
-        return [json.loads(line) for line in data.splitlines()]
+        self._reader.join(timeout=10)
+        return [json.loads(line) for line in bytes(self._data).splitlines()]
 
 
 @pytest.fixture

@@ -585,3 +585,19 @@ def test_a_restored_buffer_keeps_ids_applies_its_limits_and_seals_every_event() 
     grown = restored.append("output", {"method": "item/agentMessage/delta", "delta": "x"}, coalesce_key="k")
     assert grown.id == 9
     assert EventBuffer.restored([], next_id=4).next_id == 4
+
+
+def test_evicted_events_go_to_the_archive_which_keeps_the_newest_within_its_bound() -> None:
+    from codex_mcp.sessions.buffer import EventArchive
+
+    buffer = EventBuffer(soft_limit=3, hard_limit=5)
+    for n in range(10):
+        buffer.append("progress", {"method": "m", "n": n})
+    assert [event.id for event in buffer.events()] == [7, 8, 9]
+    assert [event.id for event in buffer.archive.events()] == list(range(7))
+    small = EventArchive(max_bytes=3 * 100)
+    for event in buffer.archive.events():
+        small.keep(event)
+    kept = [event.id for event in small.events()]
+    assert kept == list(range(small.lost_below, 7))
+    assert 0 < small.lost_below < 7
