@@ -68,6 +68,9 @@ def fuzz_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Generator[Wor
     workspace.mkdir()
     image = workspace / "pixel.png"
     image.write_bytes(tiny_png())
+    # A call without cwd works in the server's: never this repository (a fuzzed worktree: true
+    # would add worktrees and branches to it).
+    monkeypatch.chdir(workspace)
     # codex_setup and profiles read the process environment; the fake child inherits it.
     monkeypatch.setenv("CODEX_MCP_PATH", str(codex))
     monkeypatch.setenv("CODEX_HOME", str(home))
