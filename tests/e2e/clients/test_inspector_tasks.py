@@ -7,6 +7,8 @@ the tool's own output).
 Its `--method tasks/*` is not reachable in 2.12.0: the CLI refuses every method outside its
 `ONE_SHOT_METHODS`/`CATALOG_METHODS` ("Unsupported method: tasks/get. Supported --cli methods: ...")
 before its tasks/* branches run; the last test pins that, so an Inspector that opens them shows up.
+The Inspector's Tasks client itself (`@modelcontextprotocol/ext-tasks`, which its UI uses for
+tasks/get, tasks/update and tasks/cancel) runs against us in test_inspector_ext_tasks.py.
 """
 
 from __future__ import annotations
