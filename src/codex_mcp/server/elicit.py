@@ -94,8 +94,8 @@ def supported(request: PendingRequest) -> bool:
     """Whether `request` can be asked as a form: approvals of commands, file changes, permissions
     and MCP tool calls, and questions none of which is secret (forms must not ask for secrets)."""
     if request.action_type == "user_input":
-        questions = _questions(request)
-        return bool(questions) and not any(q.get("isSecret") for q in questions)
+        asked = questions(request)
+        return bool(asked) and not any(q.get("isSecret") for q in asked)
     if request.method == MCP_SERVER_ELICITATION_REQUEST:
         return request.kind == "mcpToolCall"
     return request.method in INTERACTIVE
@@ -201,7 +201,8 @@ def _approval_message(session: Session, request: PendingRequest) -> str:
     return "\n".join(lines)
 
 
-def _questions(request: PendingRequest) -> list[dict[str, Any]]:
+def questions(request: PendingRequest) -> list[dict[str, Any]]:
+    """The questions of a user-input request that carry an id (the ones that can be answered)."""
     raw = request.params.get("questions")
     if not isinstance(raw, list):
         return []
@@ -210,7 +211,7 @@ def _questions(request: PendingRequest) -> list[dict[str, Any]]:
 
 def _question_form(session: Session, request: PendingRequest, *, titled: bool) -> Form:
     properties: dict[str, Any] = {}
-    for question in _questions(request):
+    for question in questions(request):
         prop: dict[str, Any] = {
             "type": "string",
             "title": str(question.get("header") or question["id"]),

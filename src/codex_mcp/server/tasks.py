@@ -34,6 +34,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from codex_mcp.errors import CodexMcpError, redact
 from codex_mcp.server import results
+from codex_mcp.server.elicit import questions
 from codex_mcp.server.startup import Startup
 from codex_mcp.sessions.manager import SessionManager
 from codex_mcp.sessions.polling import turn_output
@@ -323,19 +324,12 @@ def _offered(request: PendingRequest) -> list[str]:
     return [d for d in decisions if d != "applyNetworkPolicyAmendment"]
 
 
-def _questions(request: PendingRequest) -> list[dict[str, Any]]:
-    raw = request.params.get("questions")
-    if not isinstance(raw, list):
-        return []
-    return [cast(dict[str, Any], q) for q in cast(list[object], raw) if isinstance(q, dict) and "id" in q]
-
-
 def input_request(request: PendingRequest) -> InputRequest:
     """A pending approval or question as an `elicitation/create` form."""
     params = request.params
     if request.action_type == "user_input":
         properties: dict[str, Any] = {}
-        for question in _questions(request):
+        for question in questions(request):
             prop: dict[str, Any] = {"type": "string"}
             if isinstance(question.get("header"), str):
                 prop["title"] = question["header"]
@@ -406,7 +400,7 @@ async def _answer(
     if request.action_type == "user_input":
         answers: dict[str, Any] = {}
         if response.action == "accept":
-            for question in _questions(request):
+            for question in questions(request):
                 qid = str(question["id"])
                 value = content.get(qid)
                 if value is None:

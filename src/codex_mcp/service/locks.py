@@ -14,26 +14,24 @@ def _open(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
 
 
-def try_exclusive(path: Path) -> int | None:
-    """The lock of `path` held exclusively (its fd: close it to release), or None when it is held."""
+def _try(path: Path, operation: int) -> int | None:
     fd = _open(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     return fd
+
+
+def try_exclusive(path: Path) -> int | None:
+    """The lock of `path` held exclusively (its fd: close it to release), or None when it is held."""
+    return _try(path, fcntl.LOCK_EX)
 
 
 def try_shared(path: Path) -> int | None:
     """The lock of `path` held shared (its fd), or None while someone holds it exclusively."""
-    fd = _open(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return _try(path, fcntl.LOCK_SH)
 
 
 def hold_shared(path: Path) -> int:
